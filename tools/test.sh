@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The project's test command (README "Tests"; .ci/run runs exactly this). From a clean clone it installs,
+# checks that notebooks are clean and that the package matches them, runs the notebooks' inline tests,
+# and ends with pytest so the last line is pytest's summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+. .venv/bin/activate
+export PYTHONHASHSEED=0
+echo "== notebooks are clean (nbdev-clean leaves no diff; papermill tags survive)"
+nbdev-clean
+git diff --exit-code -- nbs
+echo "== package matches notebooks (nbdev-export leaves no diff)"
+nbdev-export
+git diff --exit-code -- also
+test -z "$(git status --porcelain -- also)"
+echo "== notebook tests (nbdev-test; nbs/experiments is papermill's, tested by pytest)"
+nbdev-test --n-workers 2 --timing
+echo "== pytest"
+python -m pytest -q
