@@ -1,0 +1,284 @@
+"Bandit math against hand calculations, ablation switches, save/load, seeding and argument errors."
+import math
+import numpy as np
+import pytest
+from also.core import ConfigError
+from also.bandits.base import BANDITS, bandit_class, Bandit, Profile, get_profile, load_bandit, make_bandit, run_bandit, save_bandit
+from also.bandits.also import decayed_scores, softmax_probs
+from also.bandits.exp3 import exp3_default_eta
+from also.bandits.linucb import sherman_morrison
+
+# the prompt optimizers (OPRO, EvoPrompt, PromptBreeder) own text pools; tests/test_optimizers.py covers them
+NUMERIC = [n for n in BANDITS if not hasattr(bandit_class(n)[0], "evolve")]
+R = np.random.default_rng(0)
+F = R.normal(size=(5, 24)).astype(np.float32)
+V = np.array([[0.2, 0.5, 0.1, 0.0, 0.3], [0.4, 0.3, 0.6, 0.1, 0.2], [0.0, 0.9, 0.2, 0.5, 0.1]])
+
+
+class Scripted:
+    "Stand-in surrogate: returns scripted prediction rows."
+    def __init__(self, rows): self.rows, self.i, self.calls, self.flat, self.Qa, self.Qc = rows, 0, 0, None, None, None
+    def fit_predict(self, *a):
+        v = np.asarray(self.rows[self.i], float); self.i += 1; return v
+    def reset(self): pass
+
+
+class Env:
+    "Stationary toy: arm means from features, contexts drift; exact expected rewards known."
+    def __init__(self, seed, d_ctx=6):
+        self.r = np.random.default_rng(seed); self.m = 1 / (1 + np.exp(-F @ np.linspace(-1, 1, 24) / 2)); self.d = d_ctx
+    def context(self, t): return np.cos(np.arange(self.d) * 0.3 + t / 4).astype(np.float32)
+    def reward(self, t, arm): return float(np.clip(self.m[arm] + 0.1 * self.r.normal(), 0, 1))
+    def mean_rewards(self, t): return self.m
+
+
+def scripted_also(name="also", **kw):
+    b = make_bandit(name, 5, seed=0, arm_features=F, **kw); b.surrogate = Scripted(V); return b
+
+
+def play3(b):
+    ps, arms = [], []
+    for _ in range(3):
+        a = b.select(); ps.append(b.last_probs.copy()); arms.append(a); b.update(a, 0.5)
+    return ps, arms
+
+
+# ---- ALSO: decayed scores and softmax -------------------------------------------------------------
+def test_decayed_scores_hand():
+    S = decayed_scores(V, 0.9)
+    np.testing.assert_allclose(S, 0.81 * V[0] + 0.9 * V[1] + V[2])
+    np.testing.assert_allclose(decayed_scores(V, 1.0), V.sum(0))
+
+
+def test_softmax_hand():
+    S = np.array([1.0, 2.0, 0.0])
+    e = np.exp(0.5 * S); np.testing.assert_allclose(softmax_probs(S, 0.5), e / e.sum())
+    np.testing.assert_allclose(softmax_probs(S, 0.5, 0.2), 0.8 * e / e.sum() + 0.2 / 3)
+    assert np.isfinite(softmax_probs(np.array([1e6, 0.0]), 10.0)).all()
+
+
+def test_also_uses_decayed_scores():
+    b = scripted_also(eta=2.0)
+    ps, _ = play3(b)
+    np.testing.assert_allclose(b.S, decayed_scores(V, 0.9))
+    np.testing.assert_allclose(ps[0], softmax_probs(V[0], 2.0))
+    np.testing.assert_allclose(ps[2], softmax_probs(0.81 * V[0] + 0.9 * V[1] + V[2], 2.0))
+
+
+def test_also_probs_has_no_side_effect():
+    b = scripted_also(eta=2.0)
+    p = b.probs(); p2 = b.probs()             # cached prediction: the scripted row is consumed once
+    np.testing.assert_allclose(p, p2); np.testing.assert_allclose(b.S, 0.0)
+    b.select(); np.testing.assert_allclose(b.S, V[0])
+
+
+# ---- ALSO: ablations and options --------------------------------------------------------------------
+def test_ablation_no_smoothing():
+    ps, _ = play3(scripted_also("also_no_smoothing", eta=2.0))
+    np.testing.assert_allclose(ps[2], softmax_probs(V[2], 2.0))
+
+
+def test_ablation_egreedy():
+    ps, _ = play3(scripted_also("also_egreedy", epsilon=0.25))
+    np.testing.assert_allclose(ps[1], 0.75 * np.eye(5)[2] + 0.05)
+
+
+def test_mask_unselected_really_masks():
+    b = scripted_also(eta=2.0, mask_unselected=True)
+    ps, arms = play3(b)
+    want = sum(0.9 ** (2 - t) * V[t] * np.eye(5)[arms[t]] for t in range(3))
+    np.testing.assert_allclose(b.S, want)
+    np.testing.assert_allclose(ps[0], softmax_probs(V[0], 2.0))   # selection still sees the full row
+
+
+def test_gamma_really_mixes():
+    ps, _ = play3(scripted_also(eta=2.0, gamma=0.5))
+    np.testing.assert_allclose(ps[0], 0.5 * softmax_probs(V[0], 2.0) + 0.1)
+
+
+def test_first_arm_forced():
+    ps, arms = play3(scripted_also(eta=2.0, first_arm=0))
+    assert arms[0] == 0 and ps[0].tolist() == [1, 0, 0, 0, 0]
+    np.testing.assert_allclose(ps[1], softmax_probs(V[0], 2.0))   # first prediction used at turn 2
+
+
+def test_ablation_no_surrogate_importance_weighted():
+    b = make_bandit("also_no_surrogate", 4, seed=1, eta=1.0)
+    want = np.zeros(4)
+    for r in (0.6, 0.3, 0.9):
+        a = b.select(); p = b.last_probs[a]; b.update(a, r)
+        want = 0.9 * want; want[a] += r / max(p, 0.01)
+    np.testing.assert_allclose(b.S, want)
+
+
+def test_ablation_no_context_ignores_context():
+    b = make_bandit("also_no_context", 5, seed=1, arm_features=F, epochs=5)
+    for t in range(3): b.update(t, 0.3 * t, R.normal(size=6))
+    np.testing.assert_allclose(b.probs(np.zeros(6)), b.probs(np.ones(6) * 3))
+    c = make_bandit("also", 5, seed=1, arm_features=F, epochs=5)
+    for t in range(3): c.update(t, 0.3 * t, R.normal(size=6))
+    assert not np.allclose(c.probs(np.zeros(6)), c.probs(np.ones(6) * 3))
+
+
+# ---- EXP3 ----------------------------------------------------------------------------------------------
+def test_exp3_probs_and_update_hand():
+    b = make_bandit("exp3", 3, eta=0.5, gamma=0.3)
+    np.testing.assert_allclose(b.probs(), [1 / 3] * 3)
+    b.update(1, 0.6)                                 # L1 = 0.5 * 0.6 / (1/3) = 0.9
+    e = math.e ** 0.9
+    np.testing.assert_allclose(b.probs(), 0.7 * np.array([1, e, 1]) / (2 + e) + 0.1)
+    b.last_probs = np.array([0.2, 0.5, 0.3]); b.update(0, 1.0)  # importance weight from the sampled distribution
+    np.testing.assert_allclose(b.logw - b.logw.max(), np.array([2.5, 0.9, 0.0]) - 2.5)
+
+
+def test_exp3_default_eta():
+    b = make_bandit("exp3", 13)
+    assert math.isclose(b.eta, math.sqrt(2 * math.log(13) / (20 * 13))) and b.eta == exp3_default_eta(13, 20)
+
+
+# ---- NeuralUCB -----------------------------------------------------------------------------------------
+def test_neuralucb_sigma_and_U_persist():
+    b = make_bandit("neural_ucb", 5, seed=0, arm_features=F, nu=0.5, epochs=10)
+    mu, sig, delta, act, X = b._fit(None)
+    U = b.U
+    s2 = ((delta ** 2) @ (1 / U["W1"]) * X ** 2).sum(1) + (delta ** 2 / U["b1"]).sum(1) + (act ** 2 / U["w2"]).sum(1) + 1 / U["b2"][0]
+    np.testing.assert_allclose(sig, np.sqrt(1.0 * 0.5 * s2))
+    a = b.select()
+    assert a == int(np.argmax(mu + sig))
+    np.testing.assert_allclose(b.U["W1"], 1.0 + np.outer(delta[a] ** 2, X[a] ** 2))
+    np.testing.assert_allclose(b.U["b2"], [2.0])
+    b.update(a, 0.4); b.select()
+    np.testing.assert_allclose(b.U["b2"], [3.0])     # U survives the retrain
+    ref = make_bandit("neural_ucb", 5, seed=0, arm_features=F, nu=0.5, epochs=10, persist_U=False)
+    ref.select(); ref.update(a, 0.4); ref.select()
+    np.testing.assert_allclose(ref.U["b2"], [2.0])   # reference behaviour: reset each retrain
+
+
+# ---- LinUCB --------------------------------------------------------------------------------------------
+def test_sherman_morrison():
+    A = 2 * np.eye(4); Ai = np.linalg.inv(A)
+    for _ in range(4):
+        x = R.normal(size=4); A += np.outer(x, x); Ai = sherman_morrison(Ai, x)
+    np.testing.assert_allclose(Ai, np.linalg.inv(A), atol=1e-12)
+
+
+@pytest.mark.parametrize("use_context", [False, True])
+def test_linucb_matches_dense_inverse(use_context):
+    b = make_bandit("linucb", 5, arm_features=F, alpha=0.8, lam=1.5, use_context=use_context)
+    Ff = F.astype(float); P, Rw = [], []
+    for k, r in [(0, 0.2), (3, 0.9), (3, 0.6), (1, 0.4)]:
+        c = R.normal(size=6).astype(np.float32)
+        b.update(k, r, c); P.append(np.concatenate([Ff[k], c]) if use_context else Ff[k]); Rw.append(r)
+    cq = R.normal(size=6).astype(np.float32)
+    Xq = np.hstack([Ff, np.tile(cq.astype(float), (5, 1))]) if use_context else Ff
+    P = np.array(P); A = 1.5 * np.eye(P.shape[1]) + P.T @ P; Ai = np.linalg.inv(A)
+    want = Xq @ Ai @ (P.T @ np.array(Rw)) + 0.8 * np.sqrt(np.einsum("ki,ij,kj->k", Xq, Ai, Xq))
+    np.testing.assert_allclose(b.ucb(cq), want, rtol=1e-8, atol=1e-10)
+    assert b.select(cq) == int(np.argmax(want))
+
+
+# ---- shared protocol -------------------------------------------------------------------------------------
+FAST = {"also": dict(epochs=10), "also_egreedy": dict(epochs=10), "also_no_smoothing": dict(epochs=10),
+        "also_no_context": dict(epochs=10), "neural_ucb": dict(epochs=10)}
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+def test_seeded_determinism(name):
+    mk = lambda s: make_bandit(name, 5, seed=s, arm_features=F, **FAST.get(name, {}))
+    a1 = [r["arm"] for r in run_bandit(mk(7), Env(0), 8)]
+    a2 = [r["arm"] for r in run_bandit(mk(7), Env(0), 8)]
+    assert a1 == a2
+
+
+@pytest.mark.parametrize("name", ["uniform", "exp3", "also", "also_no_surrogate"])
+def test_different_seeds_differ(name):
+    mk = lambda s: make_bandit(name, 5, seed=s, arm_features=F, **FAST.get(name, {}))
+    runs = {tuple(r["arm"] for r in run_bandit(mk(s), Env(0), 10)) for s in range(4)}
+    assert len(runs) > 1
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+@pytest.mark.parametrize("fmt", ["pt", "json"])
+def test_save_load_same_next_selections(tmp_path, name, fmt):
+    b = make_bandit(name, 5, seed=3, arm_features=F, **FAST.get(name, {}))
+    env = Env(1); run_bandit(b, env, 5)
+    b2 = load_bandit(save_bandit(b, tmp_path / f"b.{fmt}"))
+    assert type(b2) is type(b) and b2.options == b.options
+    for t in range(6, 9):
+        c = env.context(t)
+        a, a2 = b.select(c), b2.select(c)
+        assert a == a2
+        b.update(a, 0.5, c); b2.update(a2, 0.5, c)
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+def test_reset_forgets(name):
+    b = make_bandit(name, 5, seed=2, arm_features=F, **FAST.get(name, {}))
+    first = [r["arm"] for r in run_bandit(b, Env(2), 5)]
+    b.reset()
+    assert [r["arm"] for r in run_bandit(b, Env(2), 5)] == first
+
+
+@pytest.mark.parametrize("name", ["uniform", "exp3", "also", "also_no_surrogate", "neural_ucb", "linucb"])
+def test_add_remove_arm(name):
+    b = make_bandit(name, 5, seed=0, arm_features=F, **FAST.get(name, {}))
+    run_bandit(b, Env(0), 3)
+    k = b.add_arm(R.normal(size=24))
+    assert k == 5 and b.n_arms == 6 and len(b.probs(np.zeros(6))) == 6
+    b.remove_arm(2)
+    p = b.probs(np.zeros(6))
+    assert b.n_arms == 5 and len(p) == 5 and math.isclose(p.sum(), 1.0)
+    assert 0 <= b.select(np.zeros(6)) < 5
+
+
+# ---- errors ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,kw,msg", [
+    ("also", dict(eta=0), "eta must be > 0, got 0"),
+    ("also", dict(eta=-1.0), "eta must be > 0"),
+    ("exp3", dict(eta=0.0), "eta must be > 0"),
+    ("also", dict(lam=0), "must be in (0, 1], got 0"),
+    ("also", dict(lam=1.01), "must be in (0, 1], got 1.01"),
+    ("also", dict(gamma=2), "gamma must be in [0, 1]"),
+    ("uniform", dict(foo=1), "has no option(s) ['foo']"),
+])
+def test_bad_options(name, kw, msg):
+    with pytest.raises(ConfigError, match=None) as e: make_bandit(name, 5, arm_features=F, **kw)
+    assert msg in str(e.value)
+
+
+def test_empty_arm_set_and_unknown_name():
+    for name in ("uniform", "also", "exp3"):
+        with pytest.raises(ConfigError, match="empty arm set"): make_bandit(name, 0, arm_features=F)
+    with pytest.raises(ConfigError) as e: make_bandit("also_v9", 3)
+    assert "unknown bandit 'also_v9'; known: uniform, fixed, exp3, also" in str(e.value)
+    with pytest.raises(ConfigError, match="cannot remove the last arm"): make_bandit("uniform", 1).remove_arm(0)
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+def test_wrong_context_size(name):
+    b = make_bandit(name, 5, arm_features=F, **FAST.get(name, {}))
+    b.update(0, 0.5, np.zeros(6))
+    with pytest.raises(ConfigError, match="context has 7 dimensions, expected 6"): b.select(np.zeros(7))
+
+
+def test_profiles():
+    assert get_profile().context_timing == "pre" and get_profile().first_arm is None and get_profile().credit == "actor"
+    ref = get_profile("reference")
+    assert (ref.context_timing, ref.first_arm, ref.credit, ref.terminal_reward) == ("post", 0, "both", True)
+    with pytest.raises(ConfigError, match="unknown profile"): get_profile("nope")
+    with pytest.raises(ConfigError, match="context_timing"): Profile("x", context_timing="during")
+
+
+def test_run_bandit_context_pairing():
+    "pre: the reward of turn t is stored with context(t); post: with context(t+1)."
+    class E:
+        def context(self, t): return np.array([float(t)])
+        def reward(self, t, arm): return 0.1 * t
+    for prof, shift in (("paper", 0), ("reference", 1)):
+        b = make_bandit("also_no_surrogate", 3, seed=0)
+        seen = []
+        orig = b.update
+        b.update = lambda a, r, c=None, _o=orig: (seen.append(float(c[0])), _o(a, r, c))
+        recs = run_bandit(b, E(), 4, prof)
+        assert seen == [t + shift for t in range(1, 5)]
+        assert (recs[0]["arm"] == 0) if prof == "reference" else True
