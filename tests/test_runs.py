@@ -1,0 +1,141 @@
+"Batch runs against the scripted LLM: call budgets per optimize mode, kill + resume, faults and malformed judges."
+import asyncio, json, os, signal, subprocess, sys, textwrap, time
+from pathlib import Path
+import pytest
+from also.core import ConfigError, Settings
+from also.episode import EpisodeConfig
+from also.runs import RunConfig, run_batch, read_episodes
+from also.llm import LLMClient, run_sync
+from also.embeddings import EmbeddingClient
+from also.scripted import register_scripted, ScriptedLLM, ScriptedServer
+
+ROLES = ("agent", "turn_judge", "terminal_judge", "optimizer")
+
+
+def _client(model="scripted/bot", **kw):
+    return LLMClient(models={p: model for p in ROLES} | {"embedding": "fake/16"}, backoff=0.01, **kw)
+
+
+def _run(tmp_path, run, client=None):
+    client = client or _client()
+    return run_sync(run_batch(run, tmp_path / "results", client=client, embedder=EmbeddingClient("fake/16", ledger=client.ledger),
+                              progress=False, settings=_settings(tmp_path)))
+
+
+def _settings(tmp_path):
+    (tmp_path / "settings.ini").write_text(f"[paths]\nresults = {tmp_path}/results\ncache = {tmp_path}/cache\n"
+                                          f"sotopia_store = {tmp_path}/store\n")
+    return Settings.load(tmp_path / "settings.ini")
+
+
+@pytest.mark.parametrize("method,optimize", [("original", "none"), ("also", "both"), ("exp3", "p1"), ("linucb", "p2")])
+def test_batch_call_budget(tmp_path, method, optimize):
+    register_scripted()
+    turns = 5
+    s = _run(tmp_path, RunConfig("b", EpisodeConfig(method, optimize, max_turns=turns), episodes=3))
+    eps = read_episodes(tmp_path / "results/b/episodes.jsonl")
+    assert s["stored"] == 3 and s["failed_now"] == 0 and len({e["episode_id"] for e in eps}) == 3
+    for e in eps:
+        c = e["ledger"]["calls"]
+        assert c["agent"] == turns and c["terminal_judge"] == 1 and c.get("optimizer", 0) == 0
+        assert c.get("turn_judge", 0) == (0 if optimize == "none" else turns - 1)
+        opt = {"both": {"p1", "p2"}, "p1": {"p1"}, "p2": {"p2"}, "none": set()}[optimize]
+        assert {a for t in e["turns"] for a, p in t["probs"].items() if p} == opt
+        assert all(set(e["final"][a]) >= {"goal", "overall"} for a in ("p1", "p2"))
+    cfg = json.loads((tmp_path / "results/b/run_config.json").read_text())
+    assert cfg["method"] == method and cfg["optimize"] == optimize and cfg["models"]["agent_p1"] == "scripted/bot"
+
+
+def test_twenty_turn_also_budget(tmp_path):
+    register_scripted()
+    s = _run(tmp_path, RunConfig("t20", EpisodeConfig("also", "both", max_turns=20), episodes=1))
+    e = read_episodes(tmp_path / "results/t20/episodes.jsonl")[0]
+    # 20 agent calls, 19 judge calls, 1 terminal call; embeddings: 2 arm batches + 20 contexts
+    assert e["ledger"]["calls"] == {"agent": 20, "turn_judge": 19, "terminal_judge": 1, "embedding": 22}
+
+
+def test_rerun_skips_done_and_refuses_other_config(tmp_path):
+    register_scripted()
+    run = RunConfig("r", EpisodeConfig("exp3", max_turns=3), episodes=2)
+    _run(tmp_path, run)
+    s = _run(tmp_path, RunConfig("r", EpisodeConfig("exp3", max_turns=3), episodes=3))   # more episodes: only the new one
+    assert s["already_done"] == 2 and s["completed_now"] == 1 and s["stored"] == 3
+    with pytest.raises(ConfigError, match="different configuration"):
+        _run(tmp_path, RunConfig("r", EpisodeConfig("also", max_turns=3), episodes=3))
+
+
+def test_faults_and_malformed_judge_lose_nothing(tmp_path):
+    prov = register_scripted(ScriptedLLM(rules=[]))
+    prov.faults.inject("500", p=0.15, seed=3).inject("malformed", p=0.1, seed=4)
+    s = _run(tmp_path, RunConfig("f", EpisodeConfig("exp3", max_turns=4), episodes=4, retries=3), client=_client(retries=2))
+    eps = read_episodes(tmp_path / "results/f/episodes.jsonl")
+    fails = tmp_path / "results/f/failures.jsonl"
+    failed = [json.loads(l)["episode_id"] for l in fails.read_text().splitlines()] if fails.exists() else []
+    assert len(eps) + len(failed) == 4 and len(eps) >= 3, (len(eps), failed)
+    assert set(prov.faults.injected) >= {"500", "malformed"}
+    assert all(t["reward"] for e in eps for t in e["turns"][:-1])          # no turn silently without a reward
+
+
+def test_episode_failing_every_attempt_is_reported(tmp_path):
+    prov = register_scripted()
+    prov.faults.inject("500", n=None)
+    s = _run(tmp_path, RunConfig("x", EpisodeConfig("original", max_turns=2), episodes=2, retries=1), client=_client(retries=0))
+    assert s["stored"] == 0 and s["failed_now"] == 2
+    rows = [json.loads(l) for l in (tmp_path / "results/x/failures.jsonl").read_text().splitlines()]
+    assert {r["episode_id"] for r in rows} == {e for e, *_ in RunConfig("x", episodes=2).plan()}
+    assert all(r["attempts"] == 2 and "AgentCallError" in r["errors"][0] for r in rows)
+    prov.faults.clear()
+    s = _run(tmp_path, RunConfig("x", EpisodeConfig("original", max_turns=2), episodes=2, retries=1))
+    assert s["stored"] == 2                                                  # a re-run retries what failed
+
+
+KILL_SCRIPT = textwrap.dedent('''
+    import sys, asyncio
+    from also.core import Settings
+    from also.episode import EpisodeConfig
+    from also.runs import RunConfig, run_batch
+    from also.llm import LLMClient, run_sync
+    from also.embeddings import EmbeddingClient
+    url, ini = sys.argv[1], sys.argv[2]
+    m = f"custom/slow@{url}"
+    client = LLMClient(models={p: m for p in ("agent", "turn_judge", "terminal_judge", "optimizer")} | {"embedding": "fake/16"})
+    run = RunConfig("k", EpisodeConfig("exp3", max_turns=4), episodes=6, concurrency=2)
+    run_sync(run_batch(run, client=client, embedder=EmbeddingClient("fake/16", ledger=client.ledger), progress=False,
+                       settings=Settings.load(ini)))
+''')
+
+
+class Slow(ScriptedLLM):
+    def reply(self, messages, schema=None):
+        time.sleep(0.05); return super().reply(messages, schema)
+
+
+def test_kill_then_resume_gives_each_episode_once(tmp_path):
+    settings = _settings(tmp_path)
+    script = tmp_path / "k.py"; script.write_text(KILL_SCRIPT)
+    out = tmp_path / "results/k/episodes.jsonl"
+    with ScriptedServer(Slow()) as srv:
+        p = subprocess.Popen([sys.executable, str(script), srv.url, str(tmp_path / "settings.ini")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        t0 = time.time()
+        while time.time() - t0 < 120 and len(read_episodes(out, repair=False)) < 2: time.sleep(0.1)
+        p.send_signal(signal.SIGKILL); p.wait()
+        n_killed = len(read_episodes(out, repair=False))
+        assert 2 <= n_killed < 6, n_killed
+        r = subprocess.run([sys.executable, str(script), srv.url, str(tmp_path / "settings.ini")], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+    eps = read_episodes(out)
+    ids = [e["episode_id"] for e in eps]
+    assert sorted(ids) == sorted(e for e, *_ in RunConfig("k", episodes=6).plan()) and len(ids) == len(set(ids)) == 6
+
+
+def test_run_cli(tmp_path, monkeypatch):
+    from also.cli import main
+    register_scripted()
+    monkeypatch.chdir(tmp_path); _settings(tmp_path)
+    for k in ROLES: monkeypatch.setenv(f"ALSO_MODELS_{k.upper()}", "scripted/bot")
+    monkeypatch.setenv("ALSO_MODELS_EMBEDDING", "fake/16")
+    assert main(["run", "--method", "also", "--episodes", "2", "--turns", "3", "--tag", "cli", "--no-progress", "--eta", "2"]) == 0
+    cfg = json.loads((tmp_path / "results/cli/run_config.json").read_text())
+    assert cfg["bandit_options"] == {"eta": 2.0} and len(read_episodes(tmp_path / "results/cli/episodes.jsonl")) == 2
+    assert main(["run", "--split", "hard", "--episodes", "0", "--tag", "bad", "--no-progress"]) == 2
