@@ -11,8 +11,9 @@ import numpy as np
 from .core import AlsoError, ConfigError, derive_seed
 from .spaces import load_space, compose, StrategySpace
 from .bandits.base import BANDITS, bandit_class, make_bandit, get_profile, Profile
-from .reward import DIMENSIONS, JUDGE_MODES, normalized_reward, judge_turn, make_terminal_evaluator
-from .llm import llm_tags, llm_purpose, llm_defaults, acompletion_adapter, get_client, use_client
+from .reward import DIMENSIONS, JUDGE_MODES, normalized_reward, judge_turn, make_terminal_evaluator, terminal_response_format
+from .deadlock import turn_signals
+from .llm import llm_tags, llm_purpose, llm_defaults, acompletion_adapter, get_client, use_client, sotopia_purpose, ensure_provider, parse_model_spec
 
 # %% auto #0
 __all__ = ['OPTIMIZE', 'MODEL_KEYS', 'EpisodeConfig', 'own_persona', 'Injector', 'context_text', 'judge_history',
@@ -36,6 +37,7 @@ class EpisodeConfig:
     bandit_options: dict = field(default_factory=dict)  # eta, lam, ... passed to the bandit
     models: dict = field(default_factory=dict)          # {MODEL_KEYS: model name}; missing = the client's role model
     learn: bool = True            # update the bandits (False: a loaded bandit is only applied, "zero-shot")
+    deadlock_explore: bool = False # a detected deadlock makes the next acting agent's bandit play a uniformly random arm
 
     def __post_init__(self):
         if self.method != "original": bandit_class(self.method)      # raises on an unknown method
@@ -96,6 +98,9 @@ class AgentCallError(AlsoError):
 _ERRORS: contextvars.ContextVar[list|None] = contextvars.ContextVar("also_episode_errors", default=None)
 
 async def _routed(**kw):
+    if kw.get("response_format") is None and str(kw.get("model", "")).startswith("local/") \
+       and sotopia_purpose(kw.get("messages") or []) == "terminal_judge":
+        kw["response_format"] = terminal_response_format()      # the embedded model needs constrained JSON
     try: return await acompletion_adapter(**kw)
     except Exception as e:
         if (errs := _ERRORS.get()) is not None: errs.append(e)
@@ -217,6 +222,7 @@ async def _play(combo, cfg, embedder, client, episode_id, tag, init_states, on_t
     t0, prof = time.time(), get_profile(cfg.profile)
     env_profile, agent_profiles = _load_profiles(combo)
     models = {k: _model(cfg, client, k) for k in MODEL_KEYS if k != "embedding"}
+    for m in set(models.values()): ensure_provider(parse_model_spec(m))    # Sotopia asks litellm about them first
     terminal = make_terminal_evaluator(models["terminal_judge"])
     env = ParallelSotopiaEnv(env_profile=env_profile, model_name=models["terminal_judge"], action_order="round-robin",
                              evaluators=[RuleBasedTerminatedEvaluator(max_turn_number=cfg.max_turns, max_stale_turn=2)],
@@ -244,7 +250,9 @@ async def _play(combo, cfg, embedder, client, episode_id, tag, init_states, on_t
         rec = {"turn": t, "speaker": actor, "arms": {k: sd.arm if sd.bandit else 0 for k, sd in sides.items()},
                "probs": {"p1": None, "p2": None}, "predicted": {"p1": None, "p2": None}, "strategy": {}}
         if s.bandit is not None:
-            s.arm = await _select(s, ctx_pre, prof, t)
+            if cfg.deadlock_explore and turns and (turns[-1].get("deadlock") or {}).get("deadlock"):
+                s.arm = s.bandit.force(int(s.bandit.rng.integers(s.bandit.n_arms))); rec["explore"] = "deadlock"
+            else: s.arm = await _select(s, ctx_pre, prof, t)
             rec["probs"][actor] = None if s.bandit.last_probs is None else np.round(np.asarray(s.bandit.last_probs, float), 5).tolist()
             if (v := getattr(s.bandit, "last_predictions", None)) is not None: rec["predicted"][actor] = np.round(np.asarray(v, float), 5).tolist()
             s.injector(s.background(s.arm))
@@ -255,12 +263,16 @@ async def _play(combo, cfg, embedder, client, episode_id, tag, init_states, on_t
             seen = {n: by_name[n].injector.first(obs[n]) if by_name[n].injector else obs[n] for n in names}
             actions = dict(zip(names, await asyncio.gather(*[agents[n].aact(seen[n]) for n in names])))
         if errors: raise AgentCallError(f"turn {t}: the agent call of {s.name} failed: {errors[0]}") from errors[0]
+        if not client.ledger.select(episode=episode_id, episode_try=attempt, turn=t, purpose="agent"):
+            raise AgentCallError(f"turn {t}: Sotopia made no LLM call for {s.name} (model {models[f'agent_{actor}']!r}); "
+                                 "it refuses models litellm does not list as supporting response schemas")
         act = actions[s.name]
         rec.update(action_type=act.action_type, argument=act.argument)
         with llm_tags(turn=t):
             obs, _, term, _, info = await env.astep(actions)
         done = all(term.values())
         turns.append(rec)
+        rec["deadlock"] = turn_signals(turns)
         ctx_post = await embed_ctx(turns) if use_ctx and not (done and not prof.terminal_reward) else None
         rec["context_hash"] = _hash(context_text(turns, {k: sd.name for k, sd in sides.items()}))
         rec["reward"], rec["dims"] = None, None

@@ -94,8 +94,11 @@ def ensure_provider(spec:ModelSpec):
     for s in spec.endpoints or (spec,):
         if s.kind == "local" and not _registered("local"):
             from also.local_llm import register_local; register_local()
-        if s.kind == "scripted" and not _registered("scripted"):
-            from also.scripted import register_scripted; register_scripted()
+        if s.kind == "scripted":
+            from also.scripted import register_scripted, scripted_provider
+            if not _registered("scripted"): register_scripted()
+            if s.model not in litellm.model_cost:        # another scripted name (e.g. a second "model" of a pair)
+                register_provider("scripted", scripted_provider(), [s.model.split("/", 1)[1]])
 
 # %% ../nbs/06_llm.ipynb #32253dd0
 def role_models(settings:Settings|None=None, # run settings (default: Settings.load())

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_reward.ipynb #95e5e6c6
 from __future__ import annotations
-import functools
+import functools, json
 import asyncio
 from typing import Literal
 import numpy as np
@@ -13,7 +13,7 @@ from .core import AlsoError, ConfigError
 
 # %% auto #0
 __all__ = ['DIMENSIONS', 'JUDGE_MODES', 'normalized_reward', 'judge_schema', 'judge_prompt', 'scores_of', 'JudgeError',
-           'judge_turn', 'terminal_scores', 'make_terminal_evaluator']
+           'judge_turn', 'terminal_scores', 'make_terminal_evaluator', 'terminal_response_format']
 
 # %% ../nbs/09_reward.ipynb #cb6d650c
 DIMENSIONS = {"believability": (0, 10), "relationship": (-5, 5), "knowledge": (0, 10), "secret": (-10, 0),
@@ -119,3 +119,15 @@ def make_terminal_evaluator(model:str, # terminal judge model
                 except JudgeError as e: err = e
             raise JudgeError(f"terminal judge ({model}) gave no usable scores after {retries + 1} attempts: {err}")
     return TerminalEvaluator(model, fmt)
+
+# %% ../nbs/09_reward.ipynb #88acb869
+@functools.lru_cache(maxsize=None)
+def _terminal_schema(max_reasoning:int) -> str:
+    from also.local_llm import tighten_schema
+    return json.dumps(tighten_schema(_terminal_base()[1].model_json_schema(), max_str=max_reasoning))
+
+def terminal_response_format(max_reasoning:int=120, # characters of reasoning per dimension
+                            ) -> dict:
+    "Sotopia's episode-evaluation schema as an OpenAI `response_format`, reasoning strings capped."
+    return {"type": "json_schema", "json_schema": {"name": "EvaluationForAgents", "strict": True,
+                                                   "schema": json.loads(_terminal_schema(max_reasoning))}}

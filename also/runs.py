@@ -20,7 +20,7 @@ __all__ = ['RUN_KEYS', 'RunConfig', 'append_jsonl', 'read_episodes', 'resolved_m
            'run_parser', 'run_config_from_args', 'run_cli', 'bench_concurrency', 'bench_concurrency_cli']
 
 # %% ../nbs/11_runs.ipynb #28e68a6d
-RUN_KEYS = ("split", "episodes", "reps")     # with the episode config: what defines a run's results
+RUN_KEYS = ("split", "episodes", "reps", "combos", "carry_bandits")     # with the episode config: what defines a run's results
 
 @dataclass
 class RunConfig:
@@ -34,6 +34,8 @@ class RunConfig:
     retries: int = 2                          # extra attempts of a failed episode before it is reported
     save_bandits: bool = False                # store every episode's final bandit states under bandits/
     init_bandits: dict|None = None            # {"p1": path, "p2": path}: start every episode from saved states
+    combos: list|None = None                  # explicit combo pks (instead of the split's), e.g. a train/test partition
+    carry_bandits: bool = False               # one bandit per agent across the episodes (sequential; needs save_bandits)
     extra: dict = field(default_factory=dict) # labels for reports (variant, generalization, reproduce_profile, ...)
 
     def __post_init__(self):
@@ -45,13 +47,17 @@ class RunConfig:
         if int(self.reps) < 1: raise ConfigError(f"reps must be >= 1, got {self.reps!r}")
         if int(self.concurrency) < 1: raise ConfigError(f"concurrency must be >= 1, got {self.concurrency!r}")
         if int(self.retries) < 0: raise ConfigError(f"retries must be >= 0, got {self.retries!r}")
+        if self.carry_bandits and not self.save_bandits: raise ConfigError("carry_bandits needs save_bandits (to resume a carried run)")
+        if self.combos is not None:
+            known = load_data().combos
+            if bad := [c for c in self.combos if c not in known]: raise ConfigError(f"unknown combo pk(s) {bad[:3]}")
         for k, p in (self.init_bandits or {}).items():
             if k not in ("p1", "p2"): raise ConfigError(f"init_bandits keys are p1/p2, got {k!r}")
             if not Path(p).is_file(): raise ConfigError(f"init_bandits[{k!r}]: no saved bandit at {p}")
 
     def plan(self) -> list[tuple[str, str, int]]:
         "(episode_id, combo_pk, rep) of every planned episode, in order."
-        pks = split_combos(load_data(), self.split)
+        pks = list(self.combos) if self.combos is not None else split_combos(load_data(), self.split)
         pks = pks[: self.episodes] if self.episodes else pks
         return [(f"{pk}#{r}", pk, r) for r in range(self.reps) for pk in pks]
 
@@ -166,7 +172,11 @@ async def run_batch(run:RunConfig,                 # what to run
     t0, stats = time.time(), {"completed": 0, "failed": 0, "retried": 0, "cost": 0.0}
     bar = _progress(len(todo), f"{run.tag}: episodes", "ep", progress)
     tbar = _progress(len(todo) * run.episode.max_turns, "turns", "turn", progress, position=1)
-    sem, lock = asyncio.Semaphore(int(run.concurrency)), asyncio.Lock()
+    sem, lock = asyncio.Semaphore(1 if run.carry_bandits else int(run.concurrency)), asyncio.Lock()
+    carried = dict(init)
+    if run.carry_bandits and done:       # resume a carried run from the last stored episode's bandits
+        last = [e for e in read_episodes(d/"episodes.jsonl") if e.get("bandit_state")][-1]
+        carried = {k: load_bandit(d/p).state_dict() for k, p in last["bandit_state"].items()}
 
     async def one(eid, pk, rep):
         async with sem:
@@ -175,7 +185,8 @@ async def run_batch(run:RunConfig,                 # what to run
             for attempt in range(int(run.retries) + 1):
                 seen = []
                 try:
-                    res = await run_episode(data.combos[pk], cfg, embedder, client, eid, run.tag, init,
+                    res = await run_episode(data.combos[pk], cfg, embedder, client, eid, run.tag,
+                                            carried if run.carry_bandits else init,
                                             on_turn=lambda r: (seen.append(r), tbar.update(1)), attempt=attempt)
                     break
                 except (AlsoError, Exception) as e:
@@ -193,13 +204,17 @@ async def run_batch(run:RunConfig,                 # what to run
                 (d/"bandits").mkdir(exist_ok=True)
                 rec["bandit_state"] = {k: str(save_bandit(b, d/"bandits"/f"{_safe(eid)}.{k}.json").relative_to(d))
                                        for k, b in res.bandits.items()}
+            if run.carry_bandits: carried.update({k: b.state_dict() for k, b in res.bandits.items()})
             tbar.update(run.episode.max_turns - len(seen))
             async with lock:
                 append_jsonl(d/"episodes.jsonl", rec)
                 stats["completed"] += 1; stats["cost"] += rec["ledger"]["cost_usd"]
                 bar.update(1); bar.set_postfix(failed=stats["failed"], cost=f"${stats['cost']:.4f}")
 
-    try: await asyncio.gather(*[one(*p) for p in todo])
+    try:
+        if run.carry_bandits:
+            for p in todo: await one(*p)          # in order: each episode starts from the previous one's bandits
+        else: await asyncio.gather(*[one(*p) for p in todo])
     finally:
         bar.close(); tbar.close(); set_client(old_client)
         await drain_litellm()         # litellm's logging worker would otherwise hang the loop's shutdown (Python 3.11)

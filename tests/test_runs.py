@@ -139,3 +139,17 @@ def test_run_cli(tmp_path, monkeypatch):
     cfg = json.loads((tmp_path / "results/cli/run_config.json").read_text())
     assert cfg["bandit_options"] == {"eta": 2.0} and len(read_episodes(tmp_path / "results/cli/episodes.jsonl")) == 2
     assert main(["run", "--split", "hard", "--episodes", "0", "--tag", "bad", "--no-progress"]) == 2
+
+
+def test_episode_log_keeps_terminal_rewards(tmp_path):
+    "Sotopia 0.1.5 stores EpisodeLog.rewards as 0; ours are the terminal judge's scores."
+    register_scripted()
+    _run(tmp_path, RunConfig("log", EpisodeConfig("also", max_turns=3), episodes=2))
+    from sotopia.database import EpisodeLog
+    eps = {e["episode_id"]: e for e in read_episodes(tmp_path / "results/log/episodes.jsonl")}
+    logs = [l for l in EpisodeLog.all() if l.tag == "log"]
+    assert len(logs) == 2
+    for l in logs:
+        e = eps[l.reasoning.removeprefix("also episode ")]
+        assert [r[0] for r in l.rewards] == [e["final"]["p1"]["overall"], e["final"]["p2"]["overall"]]
+        assert l.rewards[0][1]["goal"] == e["final"]["p1"]["goal"] and any(r[0] != 0 for r in l.rewards)
