@@ -153,3 +153,32 @@ def test_episode_log_keeps_terminal_rewards(tmp_path):
         e = eps[l.reasoning.removeprefix("also episode ")]
         assert [r[0] for r in l.rewards] == [e["final"]["p1"]["overall"], e["final"]["p2"]["overall"]]
         assert l.rewards[0][1]["goal"] == e["final"]["p1"]["goal"] and any(r[0] != 0 for r in l.rewards)
+
+
+@pytest.mark.parametrize("method,per_step", [("opro", 1), ("evoprompt_ga", 5), ("evoprompt_de", 5), ("promptbreeder", None)])
+def test_prompt_optimizers_through_the_runner(tmp_path, method, per_step):
+    "One optimizer step after turn 5 per optimized agent (none after the terminal turn); its calls are in the ledger."
+    register_scripted()
+    _run(tmp_path, RunConfig("o", EpisodeConfig(method, "both", max_turns=6), episodes=1))
+    e = read_episodes(tmp_path / "results/o/episodes.jsonl")[0]
+    steps = {t["turn"]: t.get("events") for t in e["turns"] if t.get("events")}
+    assert list(steps) == [5] and set(steps[5]) == {"p1", "p2"}
+    n = e["ledger"]["calls"].get("optimizer", 0)
+    if per_step: assert n == 2 * per_step, n
+    else: assert 2 <= n <= 8, n
+    assert e["ledger"]["calls"]["agent"] == 6 and e["ledger"]["calls"]["turn_judge"] == 5
+
+
+@pytest.mark.parametrize("space", ["thinking", "v3_x_thinking"])
+def test_thinking_mode_arms_reach_the_agent_prompt(tmp_path, space):
+    "Thinking-mode arms (alone or crossed with strategies) are composed into the acting agent's own prompt."
+    from also.spaces import load_space
+    prov = register_scripted()
+    _run(tmp_path, RunConfig("th", EpisodeConfig("uniform", "both", strategy_space=space, max_turns=6, seed=3), episodes=1))
+    e = read_episodes(tmp_path / "results/th/episodes.jsonl")[0]
+    texts = {s.text for s in load_space(space)}
+    prompts = [r["messages"][0]["content"] for r in prov.requests if "Imagine you are" in r["messages"][0]["content"]]
+    assert len(prompts) == 6 and len(e["arm_names"]["p1"]) == len(texts)
+    for t, p in zip(e["turns"], prompts):
+        ins = t["instruction"][t["speaker"]]
+        assert ins in texts and (not ins or " ".join(ins.split()) in " ".join(p.split()))
