@@ -323,6 +323,8 @@ def usage_of(resp:ModelResponse, spec:ModelSpec) -> dict:
 async def _call(self:LLMClient, spec:ModelSpec, messages:list, params:dict, purpose:str,
                 timeout:float|None, retries:int|None) -> ModelResponse:
     timeout, retries = timeout or self.timeout, self.retries if retries is None else retries
+    if spec.kind == "local": timeout = None   # an in-process model cannot be reached "late": a timeout would only abandon
+                                              # a generation that keeps the model busy, and make the retry queue behind it
     last = None
     for attempt in range(retries + 1):
         if attempt: await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * (0.5 + random.random()))
