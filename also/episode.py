@@ -247,7 +247,7 @@ async def _play(combo, cfg, embedder, client, episode_id, tag, init_states, on_t
     for t in range(1, cfg.max_turns + 1):
         actor = ("p1", "p2")[(t - 1) % 2]
         s = sides[actor]
-        rec = {"turn": t, "speaker": actor, "arms": {k: sd.arm if sd.bandit else 0 for k, sd in sides.items()},
+        rec = {"turn": t, "speaker": actor, "arms": {k: sd.arm for k, sd in sides.items()},
                "probs": {"p1": None, "p2": None}, "predicted": {"p1": None, "p2": None}, "strategy": {}}
         if s.bandit is not None:
             if cfg.deadlock_explore and turns and (turns[-1].get("deadlock") or {}).get("deadlock"):

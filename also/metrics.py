@@ -14,22 +14,16 @@ from .core import ConfigError, DataError, derive_seed
 from .data import load_data, split_combos
 
 # %% auto #0
-__all__ = ['DIM_RANGES', 'DIMS', 'METRICS', 'METRIC_LABELS', 'METHOD_LABELS', 'METHOD_ORDER', 'V3_ARM_NAMES', 'EVAL_SPLITS',
-           'SE_MODES', 'normalized_reward', 'method_label', 'fake_episodes', 'fake_run', 'Runs', 'run_tags',
-           'load_episodes', 'filter_split', 'summarize', 'improvements', 'turn_curve', 'arm_drift',
-           'strategy_frequencies', 'per_scenario', 'strategy_rewards', 'calls_table', 'paper_budget',
-           'paper_numbers_file', 'paper_numbers']
+__all__ = ['DIMS', 'METRICS', 'METRIC_LABELS', 'METHOD_LABELS', 'METHOD_ORDER', 'V3_ARM_NAMES', 'EVAL_SPLITS', 'SE_MODES',
+           'method_label', 'fake_episodes', 'fake_run', 'Runs', 'run_tags', 'load_episodes', 'filter_split',
+           'summarize', 'improvements', 'turn_curve', 'arm_drift', 'strategy_frequencies', 'per_scenario',
+           'strategy_rewards', 'calls_table', 'paper_budget', 'paper_numbers_file', 'paper_numbers']
 
 # %% ../nbs/12_metrics.ipynb #9d04fd5f
-DIM_RANGES = {"believability": (0, 10), "relationship": (-5, 5), "knowledge": (0, 10), "secret": (-10, 0),
-              "social_rules": (-10, 0), "financial_and_material_benefits": (-5, 5), "goal": (0, 10)}
+from .reward import DIMENSIONS as DIM_RANGES, normalized_reward   # Sotopia's raw ranges and the per-turn reward scale
 DIMS = tuple(DIM_RANGES)
 METRICS = ("goal", "relationship", "knowledge", "overall")   # the paper's table columns
 METRIC_LABELS = {"goal": "Goal", "relationship": "Rel.", "knowledge": "Know.", "overall": "Overall"}
-
-def normalized_reward(dims:dict) -> float:
-    "Mean over the 7 dimensions of clip((x-lo)/(hi-lo), 0, 1): the per-turn reward scale."
-    return float(np.mean([min(max((dims[d] - lo) / (hi - lo), 0.0), 1.0) for d, (lo, hi) in DIM_RANGES.items()]))
 
 # %% ../nbs/12_metrics.ipynb #6189bb44
 METHOD_LABELS = {"original": "Original", "vanilla": "Original", "none": "Original", "instinct": "INSTINCT",

@@ -4,13 +4,13 @@
 
 # %% ../nbs/16_reproduce.ipynb #5a4b5eca
 from __future__ import annotations
-import argparse, json, time
+import argparse, time
 from importlib import resources
 from pathlib import Path
 from .core import AlsoError, ConfigError, DataError, Settings
 from .data import load_data, split_combos
 from .episode import EpisodeConfig
-from .runs import RunConfig, run
+from .runs import RunConfig, run, read_episodes
 from .report import run_notebook, report, select_tags, results_path, out_path
 
 # %% auto #0
@@ -101,7 +101,7 @@ def run_generalization(profile, n_train=7, n_test=7, results_dir=None, progress=
                   extra={"generalization": "train"}, **kw)
     out = [run(tr, results_dir=results_dir, progress=progress)]
     d = results_path(results_dir)/tr.tag
-    last = [json.loads(l) for l in (d/"episodes.jsonl").read_text().splitlines() if l.strip()][-1]
+    last = read_episodes(d/"episodes.jsonl")[-1]
     init = {k: str(d/p) for k, p in last["bandit_state"].items()}
     for cond, learn, ini in (("scratch", True, None), ("zero_shot", False, init), ("finetune", True, init)):
         r = make_run(profile, "gen", cond, "also", combos=test, init_bandits=ini, learn=learn,
@@ -141,8 +141,7 @@ def reproduce(profile:str|None=None,            # profile name or YAML path (Non
     rep = None
     if do_report:
         print("report: tables and figures", flush=True)
-        rep = report(res, select_tags(res, None, prof["name"]), out, executed_dir=executed_dir,
-                     extra={n: {} for n in ()})
+        rep = report(res, select_tags(res, None, prof["name"]), out, executed_dir=executed_dir)
         if failed := [n for n, v in rep.items() if v["error"]]: raise AlsoError(f"report notebook(s) failed: {failed}: "
                                                                                  + "; ".join(rep[n]["error"] for n in failed))
     return {"profile": prof["name"], "experiments": done, "report": rep}

@@ -189,9 +189,8 @@ async def run_batch(run:RunConfig,                 # what to run
                                             carried if run.carry_bandits else init,
                                             on_turn=lambda r: (seen.append(r), tbar.update(1)), attempt=attempt)
                     break
-                except (AlsoError, Exception) as e:
-                    if isinstance(e, (KeyboardInterrupt, asyncio.CancelledError)): raise
-                    errs.append(describe(e)); tbar.update(-len(seen)) if seen else None
+                except Exception as e:            # cancellation and Ctrl-C are BaseExceptions: they propagate
+                    errs.append(describe(e)); tbar.update(-len(seen))
                     if attempt < int(run.retries): stats["retried"] += 1
             else:
                 async with lock:

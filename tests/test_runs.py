@@ -37,7 +37,7 @@ def test_batch_call_budget(tmp_path, method, optimize):
     assert s["stored"] == 3 and s["failed_now"] == 0 and len({e["episode_id"] for e in eps}) == 3
     for e in eps:
         c = e["ledger"]["calls"]
-        assert c["agent"] == turns and c["terminal_judge"] == 1 and c.get("optimizer", 0) == 0
+        assert c["agent"] == turns and c.get("terminal_judge") == 1, (e["ledger"], e["n_turns"], e["terminated_by"]) and c.get("optimizer", 0) == 0
         assert c.get("turn_judge", 0) == (0 if optimize == "none" else turns - 1)
         opt = {"both": {"p1", "p2"}, "p1": {"p1"}, "p2": {"p2"}, "none": set()}[optimize]
         assert {a for t in e["turns"] for a, p in t["probs"].items() if p} == opt
