@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from typing import Literal
 from .core import AlsoError, Settings
-from .llm import LLMClient, Ledger, PURPOSES, drain_litellm, parse_model_spec, run_sync
+from .llm import LLMClient, Ledger, PURPOSES, drain_llm_layer, parse_model_spec, run_sync
 
 # %% auto #0
 __all__ = ['check_llama_build', 'check_llm', 'check_embedding', 'check_storage', 'check_models', 'doctor', 'doctor_cli']
@@ -47,7 +47,7 @@ def check_llm(model:str="local/smollm2-135m") -> dict:
         try: return await cl.chat_json("Imagine you are Ava, selling a used bike to your neighbour Ben. You are at Turn #0. "
                                        "Reply with a JSON object with action_type and argument.", _AgentAction, "agent",
                                        max_tokens=80, seed=0, temperature=0.0, cache=False), cl.ledger.totals()
-        finally: await drain_litellm()
+        finally: await drain_llm_layer()
     act, tot = run_sync(go())
     return {"ok": True, "model": model, "gguf": str(path), "gguf_mb": round(path.stat().st_size / 2**20, 1),
             "reply": act.model_dump(), "prompt_tokens": tot["prompt_tokens"], "completion_tokens": tot["completion_tokens"]}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_llm.ipynb #7eba3ee1
 from __future__ import annotations
-import asyncio, contextvars, hashlib, json, os, random, re, sqlite3, threading, time, uuid, warnings
+import asyncio, contextvars, functools, hashlib, json, os, random, re, sqlite3, threading, time, uuid, warnings, weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +18,10 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['PURPOSES', 'RETRYABLE_STATUS', 'LLMError', 'LLMCallError', 'LLMOutputError', 'ModelSpec', 'parse_model_spec',
            'register_provider', 'ensure_provider', 'role_models', 'llm_tags', 'Ledger', 'KVStore', 'cache_key',
-           'parse_output', 'repair_messages', 'is_retryable', 'describe', 'LLMClient', 'usage_of', 'llm_purpose',
-           'current_purpose', 'llm_defaults', 'get_client', 'use_client', 'set_client', 'sotopia_purpose',
-           'acompletion_adapter', 'drain_litellm', 'run_sync']
+           'parse_output', 'repair_messages', 'EndpointError', 'is_retryable', 'describe', 'LLMClient',
+           'openai_endpoint', 'chat_body', 'post_chat', 'usage_of', 'llm_purpose', 'current_purpose', 'llm_defaults',
+           'get_client', 'use_client', 'set_client', 'sotopia_purpose', 'acompletion_adapter', 'drain_llm_layer',
+           'run_sync']
 
 # %% ../nbs/06_llm.ipynb #a18c57af
 class LLMError(AlsoError):
@@ -122,19 +123,24 @@ class Ledger:
     def __init__(self, path:str|Path|None=None, # JSONL file to append to (None: memory only)
                  run:str|None=None): # run id put on every record
         self.path, self.run, self.records, self._lock = Path(path) if path else None, run or uuid.uuid4().hex[:12], [], threading.Lock()
+        self._by_episode = {}          # episode tag -> its records: per-episode queries stay O(episode), not O(run)
         if self.path: self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _keep(self, rec:dict):
+        self.records.append(rec); self._by_episode.setdefault(rec.get("episode"), []).append(rec)
 
     def add(self, **rec) -> dict:
         rec = {"ts": time.time(), "run": self.run, **rec, **{k: v for k, v in _TAGS.get().items() if k not in rec}}
         with self._lock:
-            self.records.append(rec)
+            self._keep(rec)
             if self.path:
                 with self.path.open("a") as f: f.write(json.dumps(rec, default=str) + "\n")
         return rec
 
     def select(self, **where) -> list[dict]:
         "Records whose fields equal all of `where` (e.g. `purpose='agent', episode='e1'`)."
-        return [r for r in self.records if all(r.get(k) == v for k, v in where.items())]
+        pool = self._by_episode.get(where["episode"], []) if "episode" in where else self.records
+        return [r for r in pool if all(r.get(k) == v for k, v in where.items())]
 
     def totals(self, **where) -> dict:
         "Sums over the selected records, overall and per purpose."
@@ -157,7 +163,7 @@ class Ledger:
         "Read a ledger JSONL back (skipping a torn last line)."
         led = cls(None); led.path = Path(path)
         for line in Path(path).read_text().splitlines():
-            try: led.records.append(json.loads(line))
+            try: led._keep(json.loads(line))
             except json.JSONDecodeError: warnings.warn(f"skipping a corrupt ledger line in {path}")
         return led
 
@@ -245,10 +251,19 @@ def repair_messages(messages:list, bad:str|None, err:str) -> list:
 # %% ../nbs/06_llm.ipynb #1a6b1da1
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 
+class EndpointError(Exception):
+    "An OpenAI-compatible server answered with an HTTP error, or with a body that is not a chat completion."
+    def __init__(self, msg:str, status_code:int|None=None, retryable:bool|None=None):
+        super().__init__(msg)
+        self.status_code = status_code
+        self.retryable = status_code in RETRYABLE_STATUS if retryable is None else retryable
+
 def is_retryable(e:BaseException) -> bool:
     "Whether a failed call is worth retrying."
-    import openai
+    import openai, aiohttp
+    if isinstance(e, EndpointError): return e.retryable
     if isinstance(e, (asyncio.TimeoutError, TimeoutError, ConnectionError, litellm.Timeout, openai.APIConnectionError,
+                      aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
                       litellm.RateLimitError, litellm.APIConnectionError, litellm.InternalServerError,
                       litellm.ServiceUnavailableError, litellm.BadGatewayError)): return True
     if isinstance(e, (litellm.AuthenticationError, litellm.NotFoundError, litellm.BadRequestError,
@@ -294,6 +309,60 @@ class LLMClient:
         return self._sems[key]
 
 # %% ../nbs/06_llm.ipynb #c962e296
+_LITELLM_ONLY = {"api_base", "api_key", "base_url", "timeout", "drop_params", "num_retries", "max_retries", "metadata"}
+
+def openai_endpoint(spec:ModelSpec, # the parsed model name
+                    params:dict, # the call's parameters (Sotopia passes `api_base`/`api_key` here)
+                   ) -> tuple[str, str]|None:
+    "(chat-completions url, api key) when the call goes to an OpenAI-compatible server, else None (use litellm)."
+    base = params.get("api_base") or spec.api_base
+    if not base or spec.endpoints or not spec.model.startswith("openai/"): return None
+    return base.rstrip("/") + "/chat/completions", params.get("api_key") or spec.api_key or "EMPTY"
+
+@functools.lru_cache(maxsize=None)
+def _format_param(cls) -> dict: return litellm.utils.type_to_response_format_param(cls)
+
+def chat_body(spec:ModelSpec, messages:list, params:dict) -> dict:
+    "The request body: the server's model name, the messages, the OpenAI parameters (a pydantic `response_format` becomes a json_schema)."
+    body = {"model": spec.model.split("/", 1)[1], "messages": messages}
+    for k, v in params.items():
+        if k not in _LITELLM_ONLY and v is not None:
+            body[k] = _format_param(v) if k == "response_format" and isinstance(v, type) else v
+    return body
+
+# %% ../nbs/06_llm.ipynb #f088e667
+_SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+def _session():
+    import aiohttp
+    loop = asyncio.get_running_loop()
+    if (s := _SESSIONS.get(loop)) is None or s.closed:
+        s = _SESSIONS[loop] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),   # limits: our semaphores
+                                                    timeout=aiohttp.ClientTimeout(total=None))  # timeouts: our wait_for
+    return s
+
+def _error_text(raw:bytes) -> str:
+    try: err = json.loads(raw).get("error"); return str(err.get("message") if isinstance(err, dict) else err)[:300]
+    except Exception: return raw[:300].decode(errors="replace")
+
+async def post_chat(url:str, # the chat-completions url
+                    key:str, # the bearer key
+                    body:dict, # from `chat_body`
+                   ) -> ModelResponse:
+    "One chat-completions request to an OpenAI-compatible server."
+    async with _session().post(url, json=body, headers={"Authorization": f"Bearer {key}"}) as r:
+        raw, status = await r.read(), r.status
+    if status >= 400: raise EndpointError(f"{url}: {_error_text(raw)}", status)
+    try:
+        data = json.loads(raw)
+        msg = data["choices"][0]["message"]
+        if not isinstance(msg, dict): raise TypeError("choices[0].message is not an object")
+        return ModelResponse(**data)
+    except Exception as e:
+        raise EndpointError(f"{url}: the reply is not a chat completion ({type(e).__name__}: {str(e)[:120]}); "
+                            f"body starts {raw[:80]!r}", retryable=True) from None
+
+# %% ../nbs/06_llm.ipynb #ed0b6e37
 def _router(self, spec:ModelSpec):
     if spec.raw not in self._routers:
         self._routers[spec.raw] = litellm.Router(model_list=[{"model_name": spec.raw, "litellm_params": e.kwargs()}
@@ -302,23 +371,25 @@ def _router(self, spec:ModelSpec):
 
 @patch
 async def _attempt(self:LLMClient, spec:ModelSpec, messages:list, params:dict) -> ModelResponse:
+    if ep := openai_endpoint(spec, params): return await post_chat(*ep, chat_body(spec, messages, params))
     ensure_provider(spec)
     if spec.endpoints:
         return await _router(self, spec).acompletion(model=spec.raw, messages=messages, max_retries=0, **params)
     return await litellm.acompletion(**spec.kwargs(), messages=messages, max_retries=0, num_retries=0, **params)
 
-# %% ../nbs/06_llm.ipynb #408ea9e4
-def usage_of(resp:ModelResponse, spec:ModelSpec) -> dict:
-    "Prompt/completion tokens and cost of one response."
+# %% ../nbs/06_llm.ipynb #ef4d07c7
+def usage_of(resp:ModelResponse, spec:ModelSpec, params:dict|None=None) -> dict:
+    "Prompt/completion tokens and cost of one response (`params`: the call's, to tell a self-hosted server)."
     u = getattr(resp, "usage", None)
     pt, ct = (getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0) if u else (0, 0)
     if spec.kind in ("local", "scripted"): cost = 0.0
+    elif openai_endpoint(spec, params or {}): cost = None
     else:
         try: cost = float(litellm.completion_cost(completion_response=resp, model=spec.model))
         except Exception: cost = None
     return {"prompt_tokens": pt, "completion_tokens": ct, "cost": cost}
 
-# %% ../nbs/06_llm.ipynb #dbf4971c
+# %% ../nbs/06_llm.ipynb #a7c47c1c
 @patch
 async def _call(self:LLMClient, spec:ModelSpec, messages:list, params:dict, purpose:str,
                 timeout:float|None, retries:int|None) -> ModelResponse:
@@ -334,19 +405,19 @@ async def _call(self:LLMClient, spec:ModelSpec, messages:list, params:dict, purp
                 resp = await asyncio.wait_for(self._attempt(spec, messages, {"timeout": timeout, **params}), timeout)
             except Exception as e:
                 last = e
-                self.ledger.add(model=spec.raw, purpose=purpose, attempt=attempt, prompt_tokens=0, completion_tokens=0,
-                                cost=0.0, latency_s=round(time.perf_counter() - t0, 4), cache_hit=False, error=describe(e))
+                rec = self.ledger.add(model=spec.raw, purpose=purpose, attempt=attempt, prompt_tokens=0, completion_tokens=0,
+                                      cost=0.0, latency_s=round(time.perf_counter() - t0, 4), cache_hit=False, error=describe(e))
                 if not is_retryable(e):
-                    self.ledger.records[-1]["failed"] = True
+                    rec["failed"] = True
                     raise LLMCallError("call failed (not retryable)", spec.raw, purpose, describe(e)) from e
                 continue
-        self.ledger.add(model=spec.raw, purpose=purpose, attempt=attempt, **usage_of(resp, spec),
+        self.ledger.add(model=spec.raw, purpose=purpose, attempt=attempt, **usage_of(resp, spec, params),
                         latency_s=round(time.perf_counter() - t0, 4), cache_hit=False, error=None)
         return resp
-    self.ledger.records[-1]["failed"] = True
+    rec["failed"] = True
     raise LLMCallError(f"call failed after {retries + 1} attempts", spec.raw, purpose, describe(last)) from last
 
-# %% ../nbs/06_llm.ipynb #e9e7094c
+# %% ../nbs/06_llm.ipynb #7e763479
 @patch
 async def acompletion(self:LLMClient, messages:list, # OpenAI-style chat messages
                       purpose:str, # agent / turn_judge / terminal_judge / optimizer (ledger and default model)
@@ -384,7 +455,7 @@ async def acompletion(self:LLMClient, messages:list, # OpenAI-style chat message
     if key: self.cache.put(key, resp.model_dump_json(warnings=False))
     return resp
 
-# %% ../nbs/06_llm.ipynb #45cdcfef
+# %% ../nbs/06_llm.ipynb #85012319
 @patch
 async def chat(self:LLMClient, messages:list|str, purpose:str, **kw) -> str:
     "The reply text (a string prompt becomes one user message)."
@@ -397,7 +468,7 @@ async def chat_json(self:LLMClient, messages:list|str, schema:type[BaseModel], p
     msgs = [{"role": "user", "content": messages}] if isinstance(messages, str) else messages
     return parse_output((await self.acompletion(msgs, purpose, response_format=schema, **kw)).choices[0].message.content, schema)
 
-# %% ../nbs/06_llm.ipynb #3acb3f7d
+# %% ../nbs/06_llm.ipynb #3d11b018
 _PURPOSE: contextvars.ContextVar[str|None] = contextvars.ContextVar("also_llm_purpose", default=None)
 _CLIENT: LLMClient|None = None
 
@@ -442,7 +513,7 @@ def set_client(client:LLMClient|None) -> LLMClient|None:
     old, _CLIENT = _CLIENT, client
     return old
 
-# %% ../nbs/06_llm.ipynb #4843c28a
+# %% ../nbs/06_llm.ipynb #5f058205
 def sotopia_purpose(messages:list) -> str|None:
     "`terminal_judge` for Sotopia's episode-evaluation prompts (and their reformat calls), else None."
     text = "\n".join(m.get("content") if isinstance(m.get("content"), str) else "" for m in messages if isinstance(m, dict))
@@ -450,22 +521,25 @@ def sotopia_purpose(messages:list) -> str|None:
     if "can not be parsed by json parser" in text and '"evaluations"' in text: return "terminal_judge"
     return None
 
-# %% ../nbs/06_llm.ipynb #3d11b018
+# %% ../nbs/06_llm.ipynb #06683dae
 async def acompletion_adapter(**kwargs) -> ModelResponse:
     "Drop-in for `litellm.acompletion(**kwargs)` routed through the default `LLMClient`."
     kw = {**_DEFAULTS.get(), **kwargs}
     purpose = sotopia_purpose(kw.get("messages") or []) or _PURPOSE.get() or "unspecified"
     messages, model = kw.pop("messages"), kw.pop("model")
     if "base_url" in kw and "api_base" not in kw: kw["api_base"] = kw.pop("base_url")
+    if kw.get("api_base") and str(model).startswith("openai/"):          # Sotopia's translation of custom/<m>@<url>
+        model = f"custom/{model.split('/', 1)[1]}@{kw.pop('api_base').rstrip('/')}"; kw.pop("api_key", None)
     for k in ("num_retries", "max_retries", "stream"): kw.pop(k, None)
     timeout = kw.pop("timeout", None)
     if isinstance(timeout, (int, float)): timeout = float(timeout)
     else: timeout = None
     return await get_client().acompletion(messages, purpose, model=model, timeout=timeout, **kw)
 
-# %% ../nbs/06_llm.ipynb #212c45b5
-async def drain_litellm(timeout:float=30.0): # seconds to wait for queued log items
-    "Drain and stop litellm's background logging worker so the event loop can close (and a later loop starts afresh)."
+# %% ../nbs/06_llm.ipynb #9381e41e
+async def drain_llm_layer(timeout:float=30.0): # seconds to wait for queued log items
+    "Close this loop's HTTP session and drain and stop litellm's background logging worker, so the event loop can close (and a later loop starts afresh)."
+    if (sess := _SESSIONS.pop(asyncio.get_running_loop(), None)) is not None: await sess.close()
     try: from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER as W
     except ImportError: return
     try:
@@ -479,7 +553,7 @@ async def drain_litellm(timeout:float=30.0): # seconds to wait for queued log it
         except asyncio.TimeoutError: warnings.warn("litellm logging worker did not stop in time")
     W._worker_task, W._queue = None, None   # asyncio queues bind to one loop: the next loop gets a new one
 
-# %% ../nbs/06_llm.ipynb #cee116dc
+# %% ../nbs/06_llm.ipynb #52d5b259
 def run_sync(coro):
     "Run a coroutine to completion from synchronous code, inside or outside a running event loop."
     try: asyncio.get_running_loop()

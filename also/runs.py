@@ -11,7 +11,7 @@ import numpy as np
 from .core import AlsoError, ConfigError, DataError, Settings, derive_seed
 from .data import load_data, split_combos, install_into_sotopia, SPLITS
 from .episode import EpisodeConfig, run_episode, MODEL_KEYS
-from .llm import LLMClient, Ledger, set_client, get_client, drain_litellm, describe
+from .llm import LLMClient, Ledger, set_client, get_client, drain_llm_layer, describe
 from .embeddings import EmbeddingClient
 from .bandits.base import save_bandit, load_bandit
 
@@ -216,7 +216,7 @@ async def run_batch(run:RunConfig,                 # what to run
         else: await asyncio.gather(*[one(*p) for p in todo])
     finally:
         bar.close(); tbar.close(); set_client(old_client)
-        await drain_litellm()         # litellm's logging worker would otherwise hang the loop's shutdown (Python 3.11)
+        await drain_llm_layer()         # litellm's logging worker would otherwise hang the loop's shutdown (Python 3.11)
     return _summarize(run, d, len(done), stats, time.time() - t0, models)
 
 def _summarize(run, d, n_before, stats, wall, models) -> dict:
@@ -325,10 +325,14 @@ async def bench_concurrency(episodes:int=40,   # concurrent episodes
         client = LLMClient(models={**models, "embedding": "fake/16"}, concurrency={m: 4 * episodes}, retries=0)
         run_cfg = RunConfig("bench", EpisodeConfig(method, "both", max_turns=turns, judge_mode="scores"), split="all",
                             episodes=episodes, concurrency=episodes, retries=0)
-        with tempfile.TemporaryDirectory() as tmp:
-            s = await run_batch(run_cfg, tmp, client=client, embedder=EmbeddingClient("fake/16"), progress=False)
+        with tempfile.TemporaryDirectory() as tmp:          # results and Sotopia's episode logs: not the user's store
+            settings = Settings.load()
+            settings.values["paths"] = {**settings.values["paths"], "cache": f"{tmp}/cache", "sotopia_store": f"{tmp}/sotopia"}
+            cpu0 = time.process_time()
+            s = await run_batch(run_cfg, tmp, client=client, embedder=EmbeddingClient("fake/16"), progress=False, settings=settings)
+            cpu = time.process_time() - cpu0
             eps = read_episodes(Path(tmp)/"bench"/"episodes.jsonl")
-        await drain_litellm()
+        await drain_llm_layer()
         parent.send("stop"); n_requests = parent.recv() if parent.poll(10) else None
     finally:
         proc.join(5)
@@ -337,7 +341,8 @@ async def bench_concurrency(episodes:int=40,   # concurrent episodes
     crit = max(n_calls) * latency if n_calls else float("nan")
     return {"episodes": episodes, "turns": turns, "latency_s": latency, "completed": s["stored"], "failed": s["failed_now"],
             "calls_per_episode": int(max(n_calls)) if n_calls else 0, "server_requests": n_requests,
-            "wall_s": s["wall_s"], "critical_path_s": round(crit, 3), "ratio": round(s["wall_s"] / crit, 3)}
+            "wall_s": s["wall_s"], "critical_path_s": round(crit, 3), "ratio": round(s["wall_s"] / crit, 3),
+            "client_cpu_s": round(cpu, 2), "cores": os.cpu_count()}
 
 def bench_concurrency_cli(argv:list|None=None) -> dict:
     "`also bench concurrency`: print the concurrency benchmark as JSON."

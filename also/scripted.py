@@ -166,6 +166,9 @@ def embeddings_body(body:dict) -> dict:
             "data": [{"object": "embedding", "index": i, "embedding": row.tolist()} for i, row in enumerate(v)]}
 
 # %% ../nbs/06b_scripted.ipynb #918a2eb0
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256     # many episodes connect at once: the default backlog of 5 drops SYNs (1 s retransmit)
+
 class ScriptedServer:
     "A scripted OpenAI-compatible chat server on 127.0.0.1, started and stopped as a context manager."
     def __init__(self, llm:ScriptedLLM|None=None, # the reply policy
@@ -186,8 +189,7 @@ class ScriptedServer:
                 with self.log_path.open("a") as f: f.write(json.dumps(body, default=str) + "\n")
 
     def start(self) -> ScriptedServer:
-        self._srv = ThreadingHTTPServer(("127.0.0.1", self._port), _handler(self))
-        self._srv.daemon_threads = True
+        self._srv = _Server(("127.0.0.1", self._port), _handler(self))
         threading.Thread(target=self._srv.serve_forever, daemon=True, name="scripted-llm").start()
         return self
 
@@ -200,6 +202,7 @@ class ScriptedServer:
 def _handler(server:ScriptedServer):
     class H(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True      # one small reply per request: no 40 ms delayed-ACK stall
         def log_message(self, *a): pass
         def _send(self, code:int, raw:bytes):
             self.send_response(code); self.send_header("Content-Type", "application/json")

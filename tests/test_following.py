@@ -5,7 +5,7 @@ import also  # noqa: F401  (offline environment before litellm is imported)
 from also.core import AlsoError, ConfigError, DataError
 from also.following import (FOLLOW_LABELS, FOLLOW_SCORES, FOLLOWING_HEADER, TOTAL_ROW, FollowingError, FollowingJudgement,
                             following_prompt, following_table, rate_following)
-from also.llm import LLMClient, drain_litellm
+from also.llm import LLMClient, drain_llm_layer
 from also.scripted import ScriptedLLM, register_scripted
 
 LABEL_OF = {"ask": "yes", "deadline": "partly", "concession": "no"}
@@ -31,7 +31,7 @@ BO = [{"turn": 1, "strategy": "In your response, ask about their needs.", "utter
 def run(coro):
     async def main():
         try: return await coro
-        finally: await drain_litellm()
+        finally: await drain_llm_layer()
     return asyncio.run(main())
 
 @pytest.fixture

@@ -1,12 +1,12 @@
-"Tests of the LLM layer against the scripted 127.0.0.1 server (real litellm HTTP calls, no model)."
-import asyncio, json, subprocess, sys, textwrap, time, warnings
+"Tests of the LLM layer against the scripted 127.0.0.1 server (real HTTP calls: direct for custom/ servers, litellm for routers; no model)."
+import asyncio, json, subprocess, sys, textwrap, threading, time, warnings
 from pathlib import Path
 import pytest
 import also  # noqa: F401  (sets the offline environment before litellm/sotopia are imported)
 from pydantic import BaseModel
-from also.llm import (PURPOSES, LLMCallError, LLMClient, LLMOutputError, Ledger, acompletion_adapter, drain_litellm,
+from also.llm import (PURPOSES, LLMCallError, LLMClient, LLMOutputError, Ledger, acompletion_adapter, drain_llm_layer,
                       llm_purpose, llm_tags, set_client)
-from also.scripted import ScriptedServer, SOTOPIA_DIMENSIONS
+from also.scripted import ScriptedLLM, ScriptedServer, SOTOPIA_DIMENSIONS
 
 AGENT_PROMPT = ("Imagine you are Ava Martinez, your task is to act/speak as Ava Martinez would, keeping in mind "
                 "Ava Martinez's social goal.\nYou are at Turn #3. Your available action types are none speak leave.")
@@ -19,7 +19,7 @@ def run(coro):
     "asyncio.run with litellm's logging worker drained (else Python 3.11 can hang at loop close)."
     async def main():
         try: return await coro
-        finally: await drain_litellm()
+        finally: await drain_llm_layer()
     return asyncio.run(main())
 
 @pytest.fixture(scope="module")
@@ -115,6 +115,7 @@ def test_sotopia_adapter_routes_through_the_layer(server, client):
         assert isinstance(act, SotopiaAction) and act.action_type == "speak"
         recs = client.ledger.select(episode="ep1")
         assert len(recs) == 1 and recs[0]["purpose"] == "agent" and recs[0]["error"] is None
+        assert recs[0]["model"] == server.model()          # booked under the configured name, not Sotopia's openai/ form
         assert server.requests[-1]["response_format"]["type"] == "json_schema"      # sotopia sent its schema
     finally: set_client(old)
 
@@ -135,6 +136,40 @@ def test_sotopia_adapter_with_an_in_process_model_name():
     finally: gen.acompletion = orig; set_client(old)
     assert act.action_type == "speak" and cl.ledger.totals()["calls"] == 1
 
+class SlowCounting:
+    "A reply policy that sleeps and records the peak number of requests in flight at the server."
+    def __init__(self, delay=0.1): self.delay, self.now, self.peak, self.lock, self.llm = delay, 0, 0, threading.Lock(), ScriptedLLM()
+    def reply(self, messages, schema=None):
+        with self.lock: self.now += 1; self.peak = max(self.peak, self.now)
+        time.sleep(self.delay)
+        with self.lock: self.now -= 1
+        return self.llm.reply(messages, schema)
+
+def test_sotopia_form_counts_against_the_configured_model():
+    "Sotopia turns custom/<m>@<url> into openai/<m> + base_url; the adapter limits and books it under the configured name."
+    slow = SlowCounting()
+    with ScriptedServer(slow) as s:
+        name = s.model()
+        cl = LLMClient(models={"agent": name}, concurrency={name: 2}, ledger=Ledger())
+        old = set_client(cl)
+        try:
+            async def go():
+                with llm_purpose("agent"):
+                    return await asyncio.gather(*[acompletion_adapter(model="openai/scripted", base_url=s.url, api_key="EMPTY",
+                                                                      messages=[{"role": "user", "content": f"hi {i}"}]) for i in range(6)])
+            outs = run(go())
+        finally: set_client(old)
+    assert len(outs) == 6 and slow.peak == 2
+    assert [r["model"] for r in cl.ledger.records] == [name] * 6
+    assert all(r["cost"] is None for r in cl.ledger.records)      # a self-hosted server has no known price
+
+def test_refused_connection_is_retried_then_named():
+    with ScriptedServer() as s: dead = s.model()          # the port is closed once the block ends
+    cl = LLMClient(models={"agent": dead}, backoff=0.01, retries=2, ledger=Ledger())
+    with pytest.raises(LLMCallError) as ei: run(cl.chat("hello", "agent"))
+    assert "after 3 attempts" in str(ei.value) and "Connect" in ei.value.cause
+    assert cl.ledger.totals()["errors"] == 3
+
 def test_router_spreads_calls_over_endpoints():
     with ScriptedServer() as s1, ScriptedServer() as s2:
         name = f"custom/bot@{s1.url} | custom/bot@{s2.url}"
@@ -153,22 +188,23 @@ def test_judge_reply_in_range(server, client):
 
 SCRIPT = textwrap.dedent('''
     import asyncio, also
-    from also.llm import LLMClient, drain_litellm
+    from also.llm import LLMClient, drain_llm_layer
     from also.scripted import ScriptedServer
     async def main():
-        with ScriptedServer() as s:
-            cl = LLMClient(models={"agent": s.model()}, backoff=0.01)
+        with ScriptedServer() as s, ScriptedServer() as s2:
+            cl = LLMClient(models={"agent": s.model(), "optimizer": f"{s.model()} | custom/scripted@{s2.url}"}, backoff=0.01)
             s.faults.inject("500", n=1)
             outs = await asyncio.gather(*[cl.chat(f"hello {i}", "agent") for i in range(3)])
-            await drain_litellm()
+            outs += [await cl.chat("hello", "optimizer")]          # a router: through litellm
+            await drain_llm_layer()
             print("CALLS", cl.ledger.totals()["calls"], len(outs))
     asyncio.run(main())
 ''')
 
-def test_process_exits_after_real_litellm_calls(tmp_path):
+def test_process_exits_after_direct_and_litellm_calls(tmp_path):
     (tmp_path/"s.py").write_text(SCRIPT)
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, str(tmp_path/"s.py")], capture_output=True, text=True, timeout=90)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "CALLS 4 3" in r.stdout
+    assert "CALLS 5 4" in r.stdout and "Unclosed" not in r.stderr
     assert time.perf_counter() - t0 < 90

@@ -2,12 +2,12 @@
 Real model calls: 2 calls, about 15-30 s on 2 cores."""
 import asyncio, json
 import also  # noqa: F401
-from also.llm import LLMClient, Ledger, drain_litellm
+from also.llm import LLMClient, Ledger, drain_llm_layer
 
 def run(coro):
     async def main():
         try: return await coro
-        finally: await drain_litellm()
+        finally: await drain_llm_layer()
     return asyncio.run(main())
 
 def test_embedded_model_answers_agent_and_judge_with_valid_json():

@@ -3,13 +3,13 @@ import asyncio
 import numpy as np
 import also  # noqa: F401
 from also.embeddings import EmbeddingClient
-from also.llm import LLMClient, Ledger, drain_litellm, parse_model_spec, role_models
+from also.llm import LLMClient, Ledger, drain_llm_layer, parse_model_spec, role_models
 from also.scripted import register_scripted
 
 def run(coro):
     async def main():
         try: return await coro
-        finally: await drain_litellm()
+        finally: await drain_llm_layer()
     return asyncio.run(main())
 
 def test_fake_embeddings_cached_and_in_ledger(tmp_path):

@@ -37,7 +37,8 @@ def test_batch_call_budget(tmp_path, method, optimize):
     assert s["stored"] == 3 and s["failed_now"] == 0 and len({e["episode_id"] for e in eps}) == 3
     for e in eps:
         c = e["ledger"]["calls"]
-        assert c["agent"] == turns and c.get("terminal_judge") == 1, (e["ledger"], e["n_turns"], e["terminated_by"]) and c.get("optimizer", 0) == 0
+        assert c["agent"] == turns and c.get("terminal_judge") == 1, (e["ledger"], e["n_turns"], e["terminated_by"])
+        assert c.get("optimizer", 0) == 0
         assert c.get("turn_judge", 0) == (0 if optimize == "none" else turns - 1)
         opt = {"both": {"p1", "p2"}, "p1": {"p1"}, "p2": {"p2"}, "none": set()}[optimize]
         assert {a for t in e["turns"] for a, p in t["probs"].items() if p} == opt
@@ -182,3 +183,16 @@ def test_thinking_mode_arms_reach_the_agent_prompt(tmp_path, space):
     for t, p in zip(e["turns"], prompts):
         ins = t["instruction"][t["speaker"]]
         assert ins in texts and (not ins or " ".join(ins.split()) in " ".join(p.split()))
+
+
+def test_bench_concurrency_reports_a_complete_batch(tmp_path, monkeypatch):
+    "The benchmark's bookkeeping (not its speed: that is what it prints): every call reaches the server, nothing lands in the user's store."
+    monkeypatch.chdir(tmp_path)
+    r = subprocess.run([sys.executable, "-c", "from also.runs import bench_concurrency_cli as b; "
+                        "b(['--episodes', '3', '--turns', '2', '--latency', '0.01'])"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (out["completed"], out["failed"]) == (3, 0)
+    assert out["server_requests"] == 3 * out["calls_per_episode"] and out["calls_per_episode"] >= 3   # 2 agent + judge + terminal
+    assert out["critical_path_s"] == pytest.approx(out["calls_per_episode"] * 0.01) and out["ratio"] > 0 and out["client_cpu_s"] > 0
+    assert not (tmp_path / ".also").exists()
