@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_episode.ipynb #29d280cc
 from __future__ import annotations
-import asyncio, contextvars, hashlib, logging, time
+import asyncio, contextvars, hashlib, logging, threading, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 import numpy as np
@@ -106,16 +106,23 @@ async def _routed(**kw):
         if (errs := _ERRORS.get()) is not None: errs.append(e)
         raise
 
+_LAYER_LOCK, _LAYER = threading.Lock(), {"open": 0, "saved": None}
+
 @contextmanager
 def use_llm_layer():
-    "Route Sotopia's LLM calls through `also.llm` inside the block (re-entrant); quiet Sotopia's per-call logging."
+    "Route Sotopia's LLM calls through `also.llm` while any such block is open; quiet Sotopia's per-call logging."
     import sotopia.generation_utils.generate as g
     for name in ("sotopia.generation", "evaluators"): logging.getLogger(name).setLevel(logging.WARNING)
-    old = g.acompletion; g.acompletion = _routed
+    with _LAYER_LOCK:
+        if _LAYER["open"] == 0: _LAYER["saved"], g.acompletion = g.acompletion, _routed
+        _LAYER["open"] += 1
     try: yield
-    finally: g.acompletion = old
+    finally:
+        with _LAYER_LOCK:
+            _LAYER["open"] -= 1
+            if _LAYER["open"] == 0: g.acompletion = _LAYER["saved"]
 
-# %% ../nbs/10_episode.ipynb #d987e383
+# %% ../nbs/10_episode.ipynb #4ebd1529
 @dataclass
 class Side:
     "One agent of an episode."
@@ -159,7 +166,7 @@ async def make_side(key:str, name:str, persona:str, cfg:EpisodeConfig, embedder,
     side.bandit = b
     return side
 
-# %% ../nbs/10_episode.ipynb #de724d4a
+# %% ../nbs/10_episode.ipynb #c8c6baac
 def _hash(s:str) -> str: return hashlib.sha256(s.encode()).hexdigest()[:12]
 
 def _load_profiles(combo:dict):
@@ -197,7 +204,7 @@ async def run_episode(combo:dict,               # a combo record: pk, env_id, ag
             return await _play(combo, cfg, embedder, client, episode_id, tag, init_states or {}, on_turn, errors, save_log, attempt)
     finally: _ERRORS.reset(tok)
 
-# %% ../nbs/10_episode.ipynb #c8c6baac
+# %% ../nbs/10_episode.ipynb #50db8e0f
 def episode_ledger(client, episode_id:str, attempt:int=0) -> dict:
     "Calls per purpose, tokens and cost of one episode attempt, from the ledger."
     recs = client.ledger.select(episode=episode_id, episode_try=attempt)
@@ -315,7 +322,7 @@ async def _play(combo, cfg, embedder, client, episode_id, tag, init_states, on_t
     if save_log: _save_episode_log(env, agents, models, final, tag, episode_id)
     return EpisodeResult(rec, {k: sd.bandit for k, sd in sides.items() if sd.bandit is not None})
 
-# %% ../nbs/10_episode.ipynb #50db8e0f
+# %% ../nbs/10_episode.ipynb #c522ad98
 def _proposer(client, model, cfg, t, key):
     async def propose(messages):
         return await client.chat(messages, "optimizer", model=model, seed=derive_seed(cfg.seed, "optimizer", key, t))

@@ -529,7 +529,8 @@ async def acompletion_adapter(**kwargs) -> ModelResponse:
     messages, model = kw.pop("messages"), kw.pop("model")
     if "base_url" in kw and "api_base" not in kw: kw["api_base"] = kw.pop("base_url")
     if kw.get("api_base") and str(model).startswith("openai/"):          # Sotopia's translation of custom/<m>@<url>
-        model = f"custom/{model.split('/', 1)[1]}@{kw.pop('api_base').rstrip('/')}"; kw.pop("api_key", None)
+        model = f"custom/{model.split('/', 1)[1]}@{kw.pop('api_base').rstrip('/')}"
+        if kw.get("api_key") == os.environ.get("CUSTOM_API_KEY", "EMPTY"): kw.pop("api_key")   # the spec's own key
     for k in ("num_retries", "max_retries", "stream"): kw.pop(k, None)
     timeout = kw.pop("timeout", None)
     if isinstance(timeout, (int, float)): timeout = float(timeout)
