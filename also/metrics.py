@@ -20,7 +20,8 @@ __all__ = ['DIMS', 'METRICS', 'METRIC_LABELS', 'METHOD_LABELS', 'METHOD_ORDER', 
            'strategy_rewards', 'calls_table', 'paper_budget', 'paper_numbers_file', 'paper_numbers']
 
 # %% ../nbs/12_metrics.ipynb #9d04fd5f
-from .reward import DIMENSIONS as DIM_RANGES, normalized_reward   # Sotopia's raw ranges and the per-turn reward scale
+from .core import DIMENSIONS as DIM_RANGES   # Sotopia's raw ranges
+from .reward import normalized_reward       # the per-turn reward scale
 DIMS = tuple(DIM_RANGES)
 METRICS = ("goal", "relationship", "knowledge", "overall")   # the paper's table columns
 METRIC_LABELS = {"goal": "Goal", "relationship": "Rel.", "knowledge": "Know.", "overall": "Overall"}

@@ -9,16 +9,13 @@ import asyncio
 from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field, create_model
-from .core import AlsoError, ConfigError
+from .core import AlsoError, ConfigError, DIMENSIONS
 
 # %% auto #0
-__all__ = ['DIMENSIONS', 'JUDGE_MODES', 'normalized_reward', 'judge_schema', 'judge_prompt', 'scores_of', 'JudgeError',
-           'judge_turn', 'terminal_scores', 'make_terminal_evaluator', 'terminal_response_format']
+__all__ = ['JUDGE_MODES', 'normalized_reward', 'judge_schema', 'judge_prompt', 'scores_of', 'JudgeError', 'judge_turn',
+           'terminal_scores', 'make_terminal_evaluator', 'terminal_response_format']
 
 # %% ../nbs/09_reward.ipynb #cb6d650c
-DIMENSIONS = {"believability": (0, 10), "relationship": (-5, 5), "knowledge": (0, 10), "secret": (-10, 0),
-              "social_rules": (-10, 0), "financial_and_material_benefits": (-5, 5), "goal": (0, 10)}
-
 def normalized_reward(dims:dict, # raw score per dimension (all 7)
                      ) -> float:  # mean of the range-normalized scores, in [0, 1]
     "The per-turn bandit reward of one agent."
@@ -120,7 +117,7 @@ def make_terminal_evaluator(model:str, # terminal judge model
             raise JudgeError(f"terminal judge ({model}) gave no usable scores after {retries + 1} attempts: {err}")
     return TerminalEvaluator(model, fmt)
 
-# %% ../nbs/09_reward.ipynb #88acb869
+# %% ../nbs/09_reward.ipynb #f797694a
 @functools.lru_cache(maxsize=None)
 def _terminal_schema(max_reasoning:int) -> str:
     from also.local_llm import tighten_schema

@@ -8,17 +8,14 @@ import asyncio, hashlib, json, random, re, threading, time, uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from .core import DIMENSIONS
 
 # %% auto #0
-__all__ = ['SOTOPIA_DIMENSIONS', 'OPTIMIZER_RE', 'FAULT_KINDS', 'agent_action', 'judge_evaluations', 'fill_schema', 'prompt_text',
-           'ScriptedLLM', 'Faults', 'completion_body', 'apply_content_fault', 'embeddings_body', 'ScriptedServer',
-           'ScriptedProvider', 'register_scripted', 'scripted_provider']
+__all__ = ['OPTIMIZER_RE', 'FAULT_KINDS', 'agent_action', 'judge_evaluations', 'fill_schema', 'prompt_text', 'ScriptedLLM',
+           'Faults', 'completion_body', 'apply_content_fault', 'embeddings_body', 'ScriptedServer', 'ScriptedProvider',
+           'register_scripted', 'scripted_provider']
 
 # %% ../nbs/06b_scripted.ipynb #40acd738
-SOTOPIA_DIMENSIONS = {"believability": (0, 10), "relationship": (-5, 5), "knowledge": (0, 10),
-                      "secret": (-10, 0), "social_rules": (-10, 0),
-                      "financial_and_material_benefits": (-5, 5), "goal": (0, 10)}
-
 def _h(text:str) -> int: return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 def agent_action(prompt:str) -> dict:
@@ -33,7 +30,7 @@ def judge_evaluations(prompt:str) -> dict:
     h, ev = _h(prompt), {}
     for i, k in enumerate(dict.fromkeys(keys)):
         ev[k] = {d: [f"scripted reasoning about {d} of {k}.", lo + (h >> (3*j + i)) % (hi - lo + 1)]
-                 for j, (d, (lo, hi)) in enumerate(SOTOPIA_DIMENSIONS.items())}
+                 for j, (d, (lo, hi)) in enumerate(DIMENSIONS.items())}
     return {"evaluations": ev}
 
 # %% ../nbs/06b_scripted.ipynb #13e277d4

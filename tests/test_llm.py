@@ -6,7 +6,8 @@ import also  # noqa: F401  (sets the offline environment before litellm/sotopia 
 from pydantic import BaseModel
 from also.llm import (PURPOSES, LLMCallError, LLMClient, LLMOutputError, Ledger, acompletion_adapter, drain_llm_layer,
                       llm_purpose, llm_tags, set_client)
-from also.scripted import ScriptedLLM, ScriptedServer, SOTOPIA_DIMENSIONS
+from also.core import DIMENSIONS
+from also.scripted import ScriptedLLM, ScriptedServer
 
 AGENT_PROMPT = ("Imagine you are Ava Martinez, your task is to act/speak as Ava Martinez would, keeping in mind "
                 "Ava Martinez's social goal.\nYou are at Turn #3. Your available action types are none speak leave.")
@@ -184,7 +185,7 @@ def test_judge_reply_in_range(server, client):
                           'Under the \'evaluations\' field, use exactly these keys: ["agent_1", "agent_2"]', "terminal_judge"))
     ev = json.loads(out)["evaluations"]
     assert set(ev) == {"agent_1", "agent_2"}
-    assert all(SOTOPIA_DIMENSIONS[d][0] <= s <= SOTOPIA_DIMENSIONS[d][1] for a in ev.values() for d, (_, s) in a.items())
+    assert all(DIMENSIONS[d][0] <= s <= DIMENSIONS[d][1] for a in ev.values() for d, (_, s) in a.items())
 
 SCRIPT = textwrap.dedent('''
     import asyncio, also
