@@ -216,7 +216,7 @@ async def run_batch(run:RunConfig,                 # what to run
         else: await asyncio.gather(*[one(*p) for p in todo])
     finally:
         bar.close(); tbar.close(); set_client(old_client)
-        await drain_llm_layer()         # litellm's logging worker would otherwise hang the loop's shutdown (Python 3.11)
+        await drain_llm_layer()         # HTTP sessions closed; litellm's logging worker would otherwise hang the loop's shutdown
     return _summarize(run, d, len(done), stats, time.time() - t0, models)
 
 def _summarize(run, d, n_before, stats, wall, models) -> dict:
