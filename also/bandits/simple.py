@@ -15,12 +15,6 @@ __all__ = ['UniformBandit', 'FixedArmBandit']
 class UniformBandit(Bandit):
     "Every arm with probability 1/K, every turn."
     uses_arm_features = False
-    def __init__(self,
-                 n_arms:int,                           # number of arms K
-                 seed:int=0,                           # instance seed
-                 arm_features:np.ndarray|None=None,    # (K, d) arm embeddings
-                 context_dim:int|None=None): # expected context size (None: first seen)
-        super().__init__(n_arms, seed, arm_features, context_dim)
     def probs(self, context=None) -> np.ndarray:
         self.check_context(context)
         return np.full(self.n_arms, 1.0 / self.n_arms)
