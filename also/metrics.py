@@ -15,9 +15,9 @@ from .data import load_data, split_combos
 
 # %% auto #0
 __all__ = ['DIMS', 'METRICS', 'METRIC_LABELS', 'METHOD_LABELS', 'METHOD_ORDER', 'V3_ARM_NAMES', 'EVAL_SPLITS', 'SE_MODES',
-           'method_label', 'fake_episodes', 'fake_run', 'Runs', 'run_tags', 'load_episodes', 'filter_split',
-           'summarize', 'improvements', 'turn_curve', 'arm_drift', 'strategy_frequencies', 'per_scenario',
-           'strategy_rewards', 'calls_table', 'paper_budget', 'paper_numbers_file', 'paper_numbers']
+           'SE_LABELS', 'method_label', 'fake_episodes', 'fake_run', 'Runs', 'run_tags', 'load_episodes',
+           'filter_split', 'summarize', 'improvements', 'turn_curve', 'arm_drift', 'strategy_frequencies',
+           'per_scenario', 'strategy_rewards', 'calls_table', 'paper_budget', 'paper_numbers_file', 'paper_numbers']
 
 # %% ../nbs/12_metrics.ipynb #9d04fd5f
 from .core import DIMENSIONS as DIM_RANGES   # Sotopia's raw ranges
@@ -253,6 +253,9 @@ def filter_split(df:pd.DataFrame,             # a table with an `env_pk` column 
 
 # %% ../nbs/12_metrics.ipynb #8bad87bb
 SE_MODES = ("episode", "agent", "legacy_hard")
+SE_LABELS = {"episode": "SE over episodes: sd of the per-episode mean of the agents / sqrt(N episodes)",
+             "agent": "SE over agent-episodes: sd / sqrt(N agent-episodes)",
+             "legacy_hard": "SE by the reference's Hard formula (divides by N, not sqrt(N): too small)"}
 
 def _se(g:pd.DataFrame, col:str, se:str) -> float:
     if se == "legacy_hard":
@@ -333,7 +336,7 @@ def per_scenario(finals:pd.DataFrame, by:list|tuple=("method",), metrics:tuple=M
     return summarize(finals, [*by, "env_pk", "codename"], metrics, se)
 
 def strategy_rewards(finals:pd.DataFrame, rule:str="final", by:list|tuple=(), metric:str="overall") -> pd.DataFrame:
-    "Mean final `metric` per assigned strategy (optimized agents only), with n and SE."
+    "Mean final `metric` per assigned strategy (optimized agents only), with n and SE over agent-episodes (as App. C.6 counts)."
     if rule not in ("final", "mode"): raise ConfigError(f"rule must be 'final' or 'mode', got {rule!r}")
     f = finals[finals.optimized & finals[f"{rule}_arm"].notna()].rename(columns={f"{rule}_strategy": "strategy"})
     out = _mean_se(f, [*by, "strategy"], metric)

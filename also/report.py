@@ -15,8 +15,9 @@ from .metrics import Runs, load_episodes, run_tags
 # %% auto #0
 __all__ = ['PROVENANCE_COLUMNS', 'REPORTED_EXPERIMENTS', 'REPORT_NOTEBOOKS', 'results_path', 'out_path', 'open_runs',
            'short_model', 'provenance', 'provenance_columns', 'run_table', 'guess_experiments', 'experiment_tags',
-           'fake_results', 'setup_style', 'stamp', 'save_fig', 'latex_caption', 'save_latex', 'with_provenance',
-           'save_table', 'note_axes', 'experiments_dir', 'run_notebook', 'select_tags', 'report', 'report_cli']
+           'common_episodes', 'fake_results', 'setup_style', 'stamp', 'save_fig', 'latex_caption', 'save_latex',
+           'with_provenance', 'save_table', 'note_axes', 'experiments_dir', 'run_notebook', 'select_tags', 'report',
+           'report_cli']
 
 # %% ../nbs/13_report.ipynb #15db45cf
 def results_path(results_dir:Path|str|None=None) -> Path:
@@ -138,6 +139,23 @@ def experiment_tags(runs:Runs,            # the runs a notebook opened
     tags = [r.tag for r in rt.itertuples() if experiment in guess_experiments(r)]
     if tags: notes.append(f"runs without an experiment marker (made by `also run`): taken as {experiment!r} by their configuration")
     return tags
+
+def common_episodes(finals:pd.DataFrame,      # finals (or turns) of the runs compared
+                    by:str|list,               # the condition column(s), e.g. "optimize"
+                    within:list|tuple=(),      # compare separately inside each group of these, e.g. the model pair
+                    notes:list|None=None,      # a note is appended when episodes are left out
+                   ) -> pd.DataFrame:
+    "The rows of the episodes (id = combo#rep) that every condition has: conditions compared on the same scenarios."
+    if not len(finals): return finals
+    parts = []
+    for _, w in (finals.groupby(list(within), dropna=False) if within else [((), finals)]):
+        keep = set.intersection(*(set(g.episode_id) for _, g in w.groupby(by, dropna=False)))
+        parts.append(w[w.episode_id.isin(keep)])
+    out = pd.concat(parts)
+    n_ep = lambda d: len(d[["tag", "episode_id"]].drop_duplicates())
+    if (k := n_ep(finals) - n_ep(out)) and notes is not None:
+        notes.append(f"{k} run-episode(s) that not every condition has were left out (conditions compared on the same scenarios)")
+    return out
 
 # %% ../nbs/13_report.ipynb #d5a7ca55
 def fake_results(results_dir:Path|str, n_episodes:int=4, seed:int=0, max_turns:int=6, profile:str="fake") -> list[str]:
