@@ -54,10 +54,11 @@ def short_model(m:str|None) -> str:
     return "?" if not m else str(m).rstrip("/").split("/")[-1]
 
 def _is_embedded(m) -> bool: return str(m).lower().startswith("local/") or "smollm" in str(m).lower()
+def _is_scripted(m) -> bool: return str(m).lower().startswith("scripted/")
 
 def provenance(runs:Runs) -> dict:
-    "{'label', 'warning', 'synthetic', 'smoke', 'agents', 'turn_judge', 'terminal_judge', 'profiles', 'tags'} of `runs`."
-    if not len(runs): return {"label": "ours: no runs", "warning": "", "synthetic": False, "smoke": False,
+    "{'label', 'warning', 'synthetic', 'smoke', 'scripted', 'agents', 'turn_judge', 'terminal_judge', 'profiles', 'tags'} of `runs`."
+    if not len(runs): return {"label": "ours: no runs", "warning": "", "synthetic": False, "smoke": False, "scripted": False,
                               **{k: [] for k in ("agents", "turn_judge", "terminal_judge", "profiles", "tags")}}
     cfgs = runs.configs.values()
     models = {}
@@ -71,11 +72,13 @@ def provenance(runs:Runs) -> dict:
     profs = sorted({str(c.get("reproduce_profile") or "none (also run)") for c in cfgs})
     synthetic = any(c.get("synthetic") for c in cfgs)
     smoke = any(c.get("embedded_default") for c in cfgs) or any(_is_embedded(m) for v in models.values() for m in v)
+    scripted = any(_is_scripted(m) for k, v in models.items() if k != "embedding" for m in v)
     label = (f"ours: agents {', '.join(map(short_model, agents)) or '?'}; terminal judge {', '.join(map(short_model, judge)) or '?'}; "
              f"profile {', '.join(profs)}; {len(runs)} episodes from {len(runs.configs)} run(s)")
     warning = ("SYNTHETIC test data (fake_run): pipeline check, not results" if synthetic else
-               "smoke run, embedded SmolLM2-135M: pipeline check, not paper numbers" if smoke else "")
-    return {"label": label, "warning": warning, "synthetic": synthetic, "smoke": smoke, "agents": agents,
+               "smoke run, embedded SmolLM2-135M: pipeline check, not paper numbers" if smoke else
+               "scripted LLM (no language model): pipeline check, not paper numbers" if scripted else "")
+    return {"label": label, "warning": warning, "synthetic": synthetic, "smoke": smoke, "scripted": scripted, "agents": agents,
             "turn_judge": turn_judge, "terminal_judge": judge, "profiles": profs, "tags": sorted(runs.configs)}
 
 PROVENANCE_COLUMNS = ("agent_models", "turn_judge_model", "terminal_judge_model", "reproduce_profile", "run_tags", "data_warning")

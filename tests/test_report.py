@@ -127,3 +127,18 @@ def test_unknown_tag_profile(fake):
     root, _ = fake
     with pytest.raises(AlsoError, match="no runs with profile"):
         report_cli(["--results", str(root/"results"), "--profile", "nope", "--out", str(root/"f3")])
+
+
+def test_runs_made_by_hand_are_taken_by_their_configuration(tmp_path):
+    """No experiment marker anywhere (`also run` by hand): Table 2 takes the both/none runs, the bilateral figure the
+    P1-only/P2-only runs beside them (a hand run next to marked ones is left out: nbs/13_report.ipynb)."""
+    from also.metrics import fake_run
+    res = tmp_path/"results"
+    fake_run(res, "orig", "original", n_episodes=3, optimize="none"); fake_run(res, "mine", "also", n_episodes=3)
+    fake_run(res, "mine-p1", "also", n_episodes=3, optimize="p1")
+    r = report(res, None, tmp_path/"figs", only=["tab_main", "fig_bilateral"], executed_dir=tmp_path/"exec")
+    assert all(not v["error"] for v in r.values()), r
+    tm = ours(tmp_path/"figs", "tab_main").query("split == 'all'").dropna(subset=["method"]).set_index("method")
+    assert set(tm.index) == {"Original", "ALSO"} and set(tm.n_episodes) == {3} and set(tm.run_tags) == {"mine; orig"}
+    bl = ours(tmp_path/"figs", "fig_bilateral").set_index("condition")
+    assert set(bl.index) == {"Original", "P1-only", "Bilateral"} and set(bl.n_episodes) == {3}
