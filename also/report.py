@@ -56,9 +56,9 @@ def short_model(m:str|None) -> str:
 def _is_embedded(m) -> bool: return str(m).lower().startswith("local/") or "smollm" in str(m).lower()
 def _is_scripted(m) -> bool: return str(m).lower().startswith("scripted/")
 
-def provenance(runs:Runs) -> dict:
+def provenance(runs:Runs|None) -> dict:
     "{'label', 'warning', 'synthetic', 'smoke', 'scripted', 'agents', 'turn_judge', 'terminal_judge', 'profiles', 'tags'} of `runs`."
-    if not len(runs): return {"label": "ours: no runs", "warning": "", "synthetic": False, "smoke": False, "scripted": False,
+    if runs is None or not len(runs): return {"label": "ours: no runs", "warning": "", "synthetic": False, "smoke": False, "scripted": False,
                               **{k: [] for k in ("agents", "turn_judge", "terminal_judge", "profiles", "tags")}}
     cfgs = runs.configs.values()
     models = {}
@@ -83,7 +83,7 @@ def provenance(runs:Runs) -> dict:
 
 PROVENANCE_COLUMNS = ("agent_models", "turn_judge_model", "terminal_judge_model", "reproduce_profile", "run_tags", "data_warning")
 
-def provenance_columns(runs:Runs) -> dict:
+def provenance_columns(runs:Runs|None) -> dict:
     "The provenance of `runs` as CSV columns (lists joined by '; ')."
     p = provenance(runs)
     return dict(zip(PROVENANCE_COLUMNS, ["; ".join(p[k]) for k in ("agents", "turn_judge", "terminal_judge", "profiles", "tags")]
@@ -216,7 +216,7 @@ _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
 
 def latex_caption(caption:str, runs:Runs|None) -> str:
     "`caption`, our provenance line and the pipeline-check warning when it applies, escaped for LaTeX."
-    p = provenance(runs) if runs is not None and len(runs) else None
+    p = provenance(runs) if runs is not None and len(runs) else None   # no runs: the caption alone
     parts = [caption.rstrip(". ")] + ([p["label"]] if p else []) + ([f"WARNING: {p['warning']}"] if p and p["warning"] else [])
     return "".join(_TEX.get(ch, ch) for ch in ". ".join(x for x in parts if x) + ".")
 
@@ -230,8 +230,7 @@ def save_latex(df:pd.DataFrame, out:Path, name:str, caption:str, runs:Runs|None,
 def with_provenance(df:pd.DataFrame, runs:Runs|None) -> pd.DataFrame:
     "`df` plus `PROVENANCE_COLUMNS`, filled on our rows (every row, or those whose `source` is 'ours')."
     ours = df["source"].eq("ours").to_numpy() if "source" in df else np.ones(len(df), bool)
-    cols = provenance_columns(runs if runs is not None else Runs(pd.DataFrame(), pd.DataFrame(), pd.DataFrame()))
-    return df.assign(**{k: np.where(ours, v, None) for k, v in cols.items()})
+    return df.assign(**{k: np.where(ours, v, None) for k, v in provenance_columns(runs).items()})
 
 def save_table(df:pd.DataFrame, out:Path, name:str,
                runs:Runs|None,          # the runs the table was made from (None: no runs of ours)
