@@ -15,9 +15,9 @@ from .data import load_data, split_combos
 
 # %% auto #0
 __all__ = ['DIMS', 'METRICS', 'METRIC_LABELS', 'METHOD_LABELS', 'METHOD_ORDER', 'V3_ARM_NAMES', 'EVAL_SPLITS', 'SE_MODES',
-           'method_label', 'fake_episodes', 'fake_run', 'Runs', 'run_tags', 'load_episodes', 'filter_split',
-           'summarize', 'improvements', 'turn_curve', 'arm_drift', 'strategy_frequencies', 'per_scenario',
-           'strategy_rewards', 'calls_table', 'paper_budget', 'paper_numbers_file', 'paper_numbers']
+           'SE_LABELS', 'method_label', 'fake_episodes', 'fake_run', 'Runs', 'run_tags', 'load_episodes',
+           'filter_split', 'summarize', 'improvements', 'turn_curve', 'arm_drift', 'strategy_frequencies',
+           'per_scenario', 'strategy_rewards', 'calls_table', 'paper_budget', 'paper_numbers_file', 'paper_numbers']
 
 # %% ../nbs/12_metrics.ipynb #9d04fd5f
 from .core import DIMENSIONS as DIM_RANGES   # Sotopia's raw ranges
@@ -252,22 +252,26 @@ def filter_split(df:pd.DataFrame,             # a table with an `env_pk` column 
     return df[keep] if split == "hard" else df[~keep]
 
 # %% ../nbs/12_metrics.ipynb #8bad87bb
-SE_MODES = ("sd", "legacy_hard")
+SE_MODES = ("episode", "agent", "legacy_hard")
+SE_LABELS = {"episode": "SE over episodes: sd of the per-episode mean of the agents / sqrt(N episodes)",
+             "agent": "SE over agent-episodes: sd / sqrt(N agent-episodes)",
+             "legacy_hard": "SE by the reference's Hard formula (divides by N, not sqrt(N): too small)"}
 
 def _se(g:pd.DataFrame, col:str, se:str) -> float:
-    x = g[col].dropna()
-    if se == "sd": return float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else np.nan
-    per = {a: g.loc[g.agent == a, col].dropna() for a in ("p1", "p2")}
-    if any(len(v) == 0 for v in per.values()) or len(per["p1"]) != len(per["p2"]):
-        raise DataError("se='legacy_hard' needs both agents scored in every episode")
-    return float(math.sqrt(per["p1"].std(ddof=0)**2 + per["p2"].std(ddof=0)**2) / 2 / len(per["p1"]))
+    if se == "legacy_hard":
+        per = {a: g.loc[g.agent == a, col].dropna() for a in ("p1", "p2")}
+        if any(len(v) == 0 for v in per.values()) or len(per["p1"]) != len(per["p2"]):
+            raise DataError("se='legacy_hard' needs both agents scored in every episode")
+        return float(math.sqrt(per["p1"].std(ddof=0)**2 + per["p2"].std(ddof=0)**2) / 2 / len(per["p1"]))
+    x = g.groupby(["tag", "episode_id"])[col].mean().dropna() if se == "episode" else g[col].dropna()
+    return float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else np.nan
 
 def summarize(finals:pd.DataFrame,         # `Runs.finals`, already filtered to a split
               by:list|tuple|str=("method",),# grouping columns
               metrics:tuple=METRICS,        # score columns to average
-              se:str="sd",                  # "sd" (sd/sqrt(N agent-episodes)) or "legacy_hard"
+              se:str="episode",             # "episode" (sd of per-episode means / sqrt(N episodes)), "agent" or "legacy_hard"
              ) -> pd.DataFrame:
-    "Mean and standard error of each metric per group, with N (agent-episodes) and episode counts."
+    "Mean and standard error of each metric per group, with N (agent-episodes), episode and environment counts."
     if se not in SE_MODES: raise ConfigError(f"unknown se {se!r}; choose one of {', '.join(SE_MODES)}")
     by = [by] if isinstance(by, str) else list(by)
     rows = []
@@ -305,14 +309,16 @@ def _mean_se(df:pd.DataFrame, by:list, col:str="reward") -> pd.DataFrame:
 
 def turn_curve(turns:pd.DataFrame,          # `Runs.turns`
                by:list|tuple=("method",),    # grouping columns besides the turn
-               agent:str|None=None,          # p1 / p2, or None to pool both agents
+               agent:str|None=None,          # p1 / p2, or None for the mean of both agents
               ) -> pd.DataFrame:
-    "Mean, sd, n and SE of the per-turn reward at each turn."
+    "Mean, sd, n (episodes) and SE over episodes of the per-turn reward at each turn."
     t = turns if agent is None else turns[turns.agent == agent]
-    return _mean_se(t, [*by, "turn"])
+    keys = list(dict.fromkeys([*by, "tag", "episode_id", "turn"]))
+    per_episode = t.dropna(subset=["reward"]).groupby(keys, dropna=False)["reward"].mean().reset_index()
+    return _mean_se(per_episode, [*by, "turn"])
 
 def arm_drift(turns:pd.DataFrame, agent:str="p1", by:list|tuple=()) -> pd.DataFrame:
-    "Reward of `agent` by (arm, turn): mean, sd, n, SE."
+    "Reward of `agent` by (arm, turn): mean, sd, n, SE (one value per episode: a single agent)."
     t = turns[(turns.agent == agent) & turns.arm.notna()].astype({"arm": int})
     return _mean_se(t, [*by, "arm", "arm_name", "turn"])
 
@@ -325,12 +331,12 @@ def strategy_frequencies(turns:pd.DataFrame, by:list|tuple=("method",), optimize
     return out
 
 # %% ../nbs/12_metrics.ipynb #1246f95e
-def per_scenario(finals:pd.DataFrame, by:list|tuple=("method",), metrics:tuple=METRICS, se:str="sd") -> pd.DataFrame:
+def per_scenario(finals:pd.DataFrame, by:list|tuple=("method",), metrics:tuple=METRICS, se:str="episode") -> pd.DataFrame:
     "`summarize` per environment (codename), within each group."
     return summarize(finals, [*by, "env_pk", "codename"], metrics, se)
 
 def strategy_rewards(finals:pd.DataFrame, rule:str="final", by:list|tuple=(), metric:str="overall") -> pd.DataFrame:
-    "Mean final `metric` per assigned strategy (optimized agents only), with n and SE."
+    "Mean final `metric` per assigned strategy (optimized agents only), with n and SE over agent-episodes (as App. C.6 counts)."
     if rule not in ("final", "mode"): raise ConfigError(f"rule must be 'final' or 'mode', got {rule!r}")
     f = finals[finals.optimized & finals[f"{rule}_arm"].notna()].rename(columns={f"{rule}_strategy": "strategy"})
     out = _mean_se(f, [*by, "strategy"], metric)

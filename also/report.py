@@ -13,9 +13,11 @@ from .core import AlsoError, ConfigError, DataError, Settings
 from .metrics import Runs, load_episodes, run_tags
 
 # %% auto #0
-__all__ = ['REPORT_NOTEBOOKS', 'results_path', 'out_path', 'open_runs', 'short_model', 'provenance', 'run_table', 'main_tags',
-           'fake_results', 'setup_style', 'stamp', 'save_fig', 'save_table', 'note_axes', 'experiments_dir',
-           'run_notebook', 'select_tags', 'report', 'report_cli']
+__all__ = ['PROVENANCE_COLUMNS', 'REPORTED_EXPERIMENTS', 'REPORT_NOTEBOOKS', 'results_path', 'out_path', 'open_runs',
+           'short_model', 'provenance', 'provenance_columns', 'run_table', 'guess_experiments', 'experiment_tags',
+           'common_episodes', 'fake_results', 'setup_style', 'stamp', 'save_fig', 'latex_caption', 'save_latex',
+           'with_provenance', 'save_table', 'note_axes', 'experiments_dir', 'run_notebook', 'select_tags', 'report',
+           'report_cli']
 
 # %% ../nbs/13_report.ipynb #15db45cf
 def results_path(results_dir:Path|str|None=None) -> Path:
@@ -52,71 +54,135 @@ def short_model(m:str|None) -> str:
     return "?" if not m else str(m).rstrip("/").split("/")[-1]
 
 def _is_embedded(m) -> bool: return str(m).lower().startswith("local/") or "smollm" in str(m).lower()
+def _is_scripted(m) -> bool: return str(m).lower().startswith("scripted/")
 
-def provenance(runs:Runs) -> dict:
-    "{'label': models/profile/tags line, 'warning': synthetic/smoke warning or '', 'synthetic', 'smoke'}."
-    if not len(runs): return {"label": "ours: no runs", "warning": "", "synthetic": False, "smoke": False}
+def provenance(runs:Runs|None) -> dict:
+    "{'label', 'warning', 'synthetic', 'smoke', 'scripted', 'agents', 'turn_judge', 'terminal_judge', 'profiles', 'tags'} of `runs`."
+    if runs is None or not len(runs): return {"label": "ours: no runs", "warning": "", "synthetic": False, "smoke": False, "scripted": False,
+                              **{k: [] for k in ("agents", "turn_judge", "terminal_judge", "profiles", "tags")}}
     cfgs = runs.configs.values()
     models = {}
     for c in cfgs:
-        for k, v in (c.get("models") or {}).items(): models.setdefault(k, set()).add(v)
+        for k, v in (c.get("models") or {}).items():
+            if v: models.setdefault(k, set()).add(str(v))
     for k in ("model", "opp_model"):
-        if k in runs.finals: models.setdefault("agents", set()).update(runs.finals[k].dropna())
+        if k in runs.finals: models.setdefault("agents", set()).update(runs.finals[k].dropna().astype(str))
     agents = sorted(models.get("agents", set()) | models.get("agent_p1", set()) | models.get("agent_p2", set()))
-    judge = sorted(models.get("terminal_judge", set()))
-    profs = sorted({str(c.get("reproduce_profile") or c.get("profile") or "?") for c in cfgs})
+    turn_judge, judge = sorted(models.get("turn_judge", set())), sorted(models.get("terminal_judge", set()))
+    profs = sorted({str(c.get("reproduce_profile") or "none (also run)") for c in cfgs})
     synthetic = any(c.get("synthetic") for c in cfgs)
     smoke = any(c.get("embedded_default") for c in cfgs) or any(_is_embedded(m) for v in models.values() for m in v)
+    scripted = any(_is_scripted(m) for k, v in models.items() if k != "embedding" for m in v)
     label = (f"ours: agents {', '.join(map(short_model, agents)) or '?'}; terminal judge {', '.join(map(short_model, judge)) or '?'}; "
              f"profile {', '.join(profs)}; {len(runs)} episodes from {len(runs.configs)} run(s)")
     warning = ("SYNTHETIC test data (fake_run): pipeline check, not results" if synthetic else
-               "smoke run, embedded SmolLM2-135M: pipeline check, not paper numbers" if smoke else "")
-    return {"label": label, "warning": warning, "synthetic": synthetic, "smoke": smoke}
+               "smoke run, embedded SmolLM2-135M: pipeline check, not paper numbers" if smoke else
+               "scripted LLM (no language model): pipeline check, not paper numbers" if scripted else "")
+    return {"label": label, "warning": warning, "synthetic": synthetic, "smoke": smoke, "scripted": scripted, "agents": agents,
+            "turn_judge": turn_judge, "terminal_judge": judge, "profiles": profs, "tags": sorted(runs.configs)}
+
+PROVENANCE_COLUMNS = ("agent_models", "turn_judge_model", "terminal_judge_model", "reproduce_profile", "run_tags", "data_warning")
+
+def provenance_columns(runs:Runs|None) -> dict:
+    "The provenance of `runs` as CSV columns (lists joined by '; ')."
+    p = provenance(runs)
+    return dict(zip(PROVENANCE_COLUMNS, ["; ".join(p[k]) for k in ("agents", "turn_judge", "terminal_judge", "profiles", "tags")]
+                                        + [p["warning"]]))
 
 # %% ../nbs/13_report.ipynb #0252333e
 def run_table(runs:Runs) -> pd.DataFrame:
-    "One row per run tag: tag, method, label, optimize, split, variant, generalization, agent_p1, agent_p2, episodes."
+    "One row per run tag: tag, experiment, reproduce_profile, method, label, optimize, split, variant, generalization, agent_p1, agent_p2, episodes."
     from also.metrics import method_label
     rows = []
     for tag, c in runs.configs.items():
         f = runs.finals[runs.finals.tag == tag]
         p1 = f[f.agent == "p1"]
         m = (c.get("models") or {})
-        rows.append({"tag": tag, "method": c.get("method"), "label": method_label(c.get("method")),
+        rows.append({"tag": tag, "experiment": c.get("experiment"), "reproduce_profile": c.get("reproduce_profile"),
+                     "method": c.get("method"), "label": method_label(c.get("method")),
                      "optimize": c.get("optimize"), "split": c.get("split"),
                      "variant": c.get("variant") or (c.get("bandit_options") or {}).get("variant"),
                      "generalization": c.get("generalization"),
                      "agent_p1": short_model(p1.model.iloc[0] if len(p1) else m.get("agent_p1")),
                      "agent_p2": short_model(p1.opp_model.iloc[0] if len(p1) else m.get("agent_p2")),
                      "episodes": int((runs.episodes.tag == tag).sum()) if len(runs.episodes) else 0})
-    cols = ["tag", "method", "label", "optimize", "split", "variant", "generalization", "agent_p1", "agent_p2", "episodes"]
+    cols = ["tag", "experiment", "reproduce_profile", "method", "label", "optimize", "split", "variant", "generalization",
+            "agent_p1", "agent_p2", "episodes"]
     return pd.DataFrame(rows, columns=cols)
 
-def main_tags(runs:Runs) -> list[str]:
-    "Runs of the main comparison: both agents optimized (or none), same model on both sides, no ablation/generalization marker."
+REPORTED_EXPERIMENTS = {   # `experiment` marker (also.reproduce.make_run) -> the outputs that read it
+    "main": "Table 2 (tab_main), Table 1 (tab_calls), per-turn reward, strategies, reward drift, case study",
+    "ablation": "Table 3 (tab_ablation)", "bilateral": "bilateral vs unilateral (fig_bilateral)",
+    "cross": "heterogeneous model pairs (fig_cross_model)", "gen": "generalization (fig_generalization)"}
+
+def guess_experiments(row) -> set[str]:
+    "The experiments an unmarked run (a `run_table` row, made by `also run`) stands for, from its configuration."
+    if pd.notna(row.generalization): return {"gen"}
+    if pd.notna(row.variant): return {"ablation"}
+    if row.agent_p1 != row.agent_p2: return {"cross"}
+    if row.optimize in ("p1", "p2"): return {"bilateral"}
+    return {"main", "bilateral"}
+
+def experiment_tags(runs:Runs,            # the runs a notebook opened
+                    experiment:str,       # a key of REPORTED_EXPERIMENTS
+                    notes:list|None=None, # notes for the figure (appended to)
+                   ) -> list[str]:
+    "Tags of the runs of `experiment`: those marked so; unmarked runs only when no run is marked (`guess_experiments`)."
+    if experiment not in REPORTED_EXPERIMENTS: raise ConfigError(f"unknown experiment {experiment!r}; have {list(REPORTED_EXPERIMENTS)}")
+    notes = [] if notes is None else notes
     rt = run_table(runs)
-    keep = rt.optimize.isin(["both", "none"]) & rt.variant.isna() & rt.generalization.isna() & (rt.agent_p1 == rt.agent_p2)
-    return list(rt[keep].tag)
+    marked = rt.experiment.notna()
+    if marked.any():
+        if (k := int((~marked).sum())): notes.append(f"{k} run(s) without an experiment marker (made by `also run`) left out")
+        sel = rt[rt.experiment == experiment]
+        if (profs := sorted(set(sel.reproduce_profile.fillna("?")))) and len(profs) > 1:
+            raise DataError(f"runs of experiment {experiment!r} come from several reproduce profiles ({', '.join(profs)}): "
+                            "report one profile at a time (also report --profile NAME)")
+        return list(sel.tag)
+    tags = [r.tag for r in rt.itertuples() if experiment in guess_experiments(r)]
+    if tags: notes.append(f"runs without an experiment marker (made by `also run`): taken as {experiment!r} by their configuration")
+    return tags
+
+def common_episodes(finals:pd.DataFrame,      # finals (or turns) of the runs compared
+                    by:str|list,               # the condition column(s), e.g. "optimize"
+                    within:list|tuple=(),      # compare separately inside each group of these, e.g. the model pair
+                    notes:list|None=None,      # a note is appended when episodes are left out
+                   ) -> pd.DataFrame:
+    "The rows of the episodes (id = combo#rep) that every condition has: conditions compared on the same scenarios."
+    if not len(finals): return finals
+    parts = []
+    for _, w in (finals.groupby(list(within), dropna=False) if within else [((), finals)]):
+        keep = set.intersection(*(set(g.episode_id) for _, g in w.groupby(by, dropna=False)))
+        parts.append(w[w.episode_id.isin(keep)])
+    out = pd.concat(parts)
+    n_ep = lambda d: len(d[["tag", "episode_id"]].drop_duplicates())
+    if (k := n_ep(finals) - n_ep(out)) and notes is not None:
+        notes.append(f"{k} run-episode(s) that not every condition has were left out (conditions compared on the same scenarios)")
+    return out
 
 # %% ../nbs/13_report.ipynb #d5a7ca55
-def fake_results(results_dir:Path|str, n_episodes:int=4, seed:int=0, max_turns:int=6) -> list[str]:
-    "SYNTHETIC runs covering every report notebook; returns the tags."
+def fake_results(results_dir:Path|str, n_episodes:int=4, seed:int=0, max_turns:int=6, profile:str="fake") -> list[str]:
+    "SYNTHETIC runs covering every report notebook, tagged and marked as `also reproduce` does; returns the tags."
     from also.metrics import fake_run
-    kw = dict(n_episodes=n_episodes, seed=seed, max_turns=max_turns)
-    runs = [("orig", "none", {"optimize": "none"}, {}), ("instinct", "neural_ucb", {}, {}), ("opro", "opro", {}, {}),
-            ("evoprompt", "evoprompt", {}, {}), ("also", "also", {"skill": 0.6}, {}),
-            ("also_p1", "also", {"optimize": "p1"}, {}), ("also_p2", "also", {"optimize": "p2"}, {})]
-    runs += [(f"abl_{v}", "also", {"skill": 0.6 - 0.03 * i}, {"variant": v})
+    hard = {"split": "hard", "n_episodes": round(n_episodes / 2)}   # = the main runs' hard combos (hard_share 0.5)
+    runs = [("main", m, m, {"optimize": "none"} if m == "original" else {"skill": 0.6} if m == "also" else {}, {})
+            for m in ("original", "neural_ucb", "opro", "evoprompt_ga", "also")]
+    runs += [("bilateral", "original", "original", hard | {"optimize": "none"}, {})]
+    runs += [("bilateral", f"also-{o}", "also", hard | {"optimize": o}, {}) for o in ("p1", "p2", "both")]
+    runs += [("ablation", v, "also", {"skill": 0.6 - 0.03 * i}, {"variant": v})
              for i, v in enumerate(("full", "eps_greedy", "no_smoothing", "no_context", "no_surrogate"))]
-    runs += [(f"gen_{g}", "also", {"split": "hard"}, {"generalization": g}) for g in ("scratch", "zero_shot", "finetune")]
-    for a, b in (("fake-a", "fake-b"), ("fake-b", "fake-a")):
-        for meth, o in (("none", "none"), ("also", "both")):
-            runs.append((f"x_{meth}_{a}_{b}", meth, {"optimize": o, "models": {"agent_p1": f"synthetic/{a}", "agent_p2": f"synthetic/{b}"}}, {}))
-    for tag, meth, opts, cfg in runs:
-        opts = {"split": "all", "hard_share": 0.5} | opts
-        if opts["split"] != "all": opts.pop("hard_share")
-        fake_run(results_dir, tag, meth, config=cfg, **(kw | opts))
-    return [r[0] for r in runs]
+    runs += [("gen", g, "also", {"split": "hard"}, {"generalization": g}) for g in ("scratch", "zero_shot", "finetune")]
+    for i, (a, b) in enumerate((("fake-a", "fake-b"), ("fake-b", "fake-a"))):
+        for m in ("original", "also"):
+            runs.append(("cross", f"{i}-{m}", m, {"optimize": "none" if m == "original" else "both",
+                                                  "models": {"agent_p1": f"synthetic/{a}", "agent_p2": f"synthetic/{b}"}}, {}))
+    tags = []
+    for exp, what, meth, opts, cfg in runs:
+        kw = {"n_episodes": n_episodes, "seed": seed, "max_turns": max_turns, "split": "all", "hard_share": 0.5} | opts
+        if kw["split"] != "all": kw.pop("hard_share")
+        tags.append(f"{profile}-{exp}-{what}")
+        fake_run(results_dir, tags[-1], meth, config={"reproduce_profile": profile, "experiment": exp, **cfg}, **kw)
+    return tags
 
 # %% ../nbs/13_report.ipynb #ad34168f
 def setup_style():
@@ -145,14 +211,35 @@ def save_fig(fig, out:Path, name:str) -> Path:
     p = Path(out)/f"{name}.png"; fig.savefig(p, dpi=150, bbox_inches="tight"); plt.close(fig)
     return p
 
-def save_table(df:pd.DataFrame, out:Path, name:str, caption:str="", tex:bool=True, float_format:str="%.3f") -> list[Path]:
-    "Write `<name>.csv` (full precision) and, if `tex`, `<name>.tex`."
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+def latex_caption(caption:str, runs:Runs|None) -> str:
+    "`caption`, our provenance line and the pipeline-check warning when it applies, escaped for LaTeX."
+    p = provenance(runs) if runs is not None and len(runs) else None   # no runs: the caption alone
+    parts = [caption.rstrip(". ")] + ([p["label"]] if p else []) + ([f"WARNING: {p['warning']}"] if p and p["warning"] else [])
+    return "".join(_TEX.get(ch, ch) for ch in ". ".join(x for x in parts if x) + ".")
+
+def save_latex(df:pd.DataFrame, out:Path, name:str, caption:str, runs:Runs|None, float_format:str="%.3f") -> Path:
+    "Write `<out>/<name>.tex` (label `tab:<name>`) with `latex_caption`."
+    p = Path(out)/f"{name}.tex"
+    p.write_text(df.to_latex(index=False, float_format=float_format.__mod__, caption=latex_caption(caption, runs),
+                             label=f"tab:{name}", na_rep="--", escape=True))
+    return p
+
+def with_provenance(df:pd.DataFrame, runs:Runs|None) -> pd.DataFrame:
+    "`df` plus `PROVENANCE_COLUMNS`, filled on our rows (every row, or those whose `source` is 'ours')."
+    ours = df["source"].eq("ours").to_numpy() if "source" in df else np.ones(len(df), bool)
+    return df.assign(**{k: np.where(ours, v, None) for k, v in provenance_columns(runs).items()})
+
+def save_table(df:pd.DataFrame, out:Path, name:str,
+               runs:Runs|None,          # the runs the table was made from (None: no runs of ours)
+               caption:str="", tex:bool=True, float_format:str="%.3f") -> list[Path]:
+    "Write `<name>.csv` (full precision, with the provenance columns) and, if `tex`, `<name>.tex`."
+    if runs is not None and not isinstance(runs, Runs): raise TypeError(f"runs must be a Runs or None, got {type(runs).__name__}")
     out = Path(out); paths = [out/f"{name}.csv"]
-    df.to_csv(paths[0], index=False)
-    if tex:
-        paths.append(out/f"{name}.tex")
-        paths[1].write_text(df.to_latex(index=False, float_format=float_format.__mod__, caption=caption or None,
-                                        label=f"tab:{name}", na_rep="--", escape=True))
+    with_provenance(df, runs).to_csv(paths[0], index=False)
+    if tex: paths.append(save_latex(df, out, name, caption, runs, float_format))
     return paths
 
 def note_axes(ax, text:str):
@@ -163,12 +250,12 @@ def note_axes(ax, text:str):
 # %% ../nbs/13_report.ipynb #4be06867
 REPORT_NOTEBOOKS = {   # name -> (outputs it writes under out_dir, its own parameters beyond results_dir / tags / out_dir)
     "tab_calls": (["tab_calls.png", "tab_calls.csv", "tab_calls.tex"], {}),
-    "tab_main": (["tab_main.png", "tab_main.csv", "tab_main.tex"], {"se": "sd", "target": "ALSO"}),
-    "tab_ablation": (["tab_ablation.png", "tab_ablation.csv", "tab_ablation.tex"], {"split": "all", "ablation_tags": None}),
+    "tab_main": (["tab_main.png", "tab_main.csv", "tab_main.tex"], {"se": "episode", "target": "ALSO"}),
+    "tab_ablation": (["tab_ablation.png", "tab_ablation.csv", "tab_ablation.tex"], {"split": "all", "ablation_tags": None, "se": "episode"}),
     "fig_turn_reward": (["fig_turn_reward.png", "fig_turn_reward.csv"], {"show_episodes": True}),
     "fig_reward_drift": (["fig_reward_drift.png", "fig_reward_drift.csv"], {"agent": "p1", "method": "also"}),
     "fig_bilateral": (["fig_bilateral.png", "fig_bilateral.csv"], {"split": "all"}),
-    "fig_cross_model": (["fig_cross_model.png", "fig_cross_model.csv"], {"split": "all", "baseline": "none"}),
+    "fig_cross_model": (["fig_cross_model.png", "fig_cross_model.csv"], {"split": "all", "baseline": "original"}),
     "fig_generalization": (["fig_generalization.png", "fig_generalization.csv"], {"generalization_tags": None}),
     "fig_strategies": (["fig_strategies.png", "fig_strategies.csv"], {"rule": "final", "n_show": 4, "method": "also"}),
     "case_study": (["case_study.png", "case_study.md", "case_study.csv"], {"episode_id": None, "method": "also"}),
@@ -205,15 +292,18 @@ def run_notebook(name:str,                       # notebook name without .ipynb,
 
 # %% ../nbs/13_report.ipynb #b7195eda
 def select_tags(results_dir:Path|str, tags:list|None=None, profile:str|None=None) -> list[str]|None:
-    "The tags to report: `tags`, else those whose run config matches `profile`, else None (= all)."
+    "The tags to report: `tags`, else the runs of reproduce profile `profile`, else None (= all, if they are of one profile)."
     if tags: return list(tags)
-    if not profile: return None
-    d, out = Path(results_dir), []
-    for t in run_tags(d):
-        f = d/t/"run_config.json"; c = json.loads(f.read_text()) if f.is_file() else {}
-        if profile in (c.get("reproduce_profile"), c.get("profile")): out.append(t)
-    if not out: raise DataError(f"no runs with profile {profile!r} in {d}")
-    return out
+    d = Path(results_dir)
+    cfg = lambda t: json.loads(f.read_text()) if (f := d/t/"run_config.json").is_file() else {}
+    profs = {t: cfg(t).get("reproduce_profile") for t in run_tags(d)}
+    if profile:
+        if not (out := [t for t, p in profs.items() if p == profile]): raise DataError(f"no runs with profile {profile!r} in {d}")
+        return out
+    if len(have := sorted(set(filter(None, profs.values())))) > 1:
+        raise ConfigError(f"{d} holds runs of several reproduce profiles ({', '.join(have)}): choose one with --profile "
+                          "(or list the runs with --tags)")
+    return None
 
 # %% ../nbs/13_report.ipynb #d7bb9210
 def report(results_dir:Path|str|None=None, tags:list|None=None, out_dir:Path|str|None=None,
@@ -237,7 +327,7 @@ def report_cli(argv:list|None=None):
     p = argparse.ArgumentParser(prog="also report", description="Regenerate every table and figure from stored runs (papermill).")
     p.add_argument("--results", help="results folder (default: [paths] results)")
     p.add_argument("--tags", nargs="+", help="run tags to include (default: all runs, or those of --profile)")
-    p.add_argument("--profile", help="include the runs whose run_config.json has this reproduce_profile / profile")
+    p.add_argument("--profile", help="include the runs of this reproduce profile (their run_config.json reproduce_profile)")
     p.add_argument("--out", help="figures folder (default: [paths] figures)")
     p.add_argument("--executed", help="folder for executed notebooks (default: [paths] executed)")
     p.add_argument("--only", nargs="+", help=f"notebooks to run (default all: {' '.join(REPORT_NOTEBOOKS)})")

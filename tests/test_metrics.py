@@ -40,21 +40,28 @@ def runs(tmp_path):
     # e1 is in a hard environment although its (wrong) "hard" flag says False: splits must use the env id
     write(tmp_path, "also_run", "also", [episode("e1", HARD[0], 2, 3, hard_flag=False), episode("e2", HARD[1], 4, 5),
                                          episode("e3", NON_HARD[0], 3, 3)])
-    write(tmp_path, "orig_run", "none", [episode(e, env, 3, 3, method="none", optimize="none")
+    write(tmp_path, "orig_run", "original", [episode(e, env, 3, 3, method="original", optimize="none")
                                          for e, env in (("e1", HARD[0]), ("e2", HARD[1]), ("e3", NON_HARD[0]))])
     return M.load_episodes(tmp_path)
 
 
-def table(runs, split, se="sd"):
+def table(runs, split, se="episode"):
     f = M.filter_split(runs.finals, split).assign(method=lambda d: d.method.map(M.method_label))
     return M.summarize(f, "method", se=se).set_index("method")
 
 
 def test_overall_and_se_all(runs):
     t = table(runs, "all")
-    # ALSO agent-episode means 2,3,4,5,3,3: mean 20/6; sample sd sqrt(5.3333/5) = 1.03280; SE = sd/sqrt(6) = 0.421637
+    # ALSO agent-episode means 2,3 (e1), 4,5 (e2), 3,3 (e3): mean 20/6.
+    # Episode SE (default): per-episode means 2.5, 4.5, 3 (mean 10/3); squared deviations 25/36 + 49/36 + 4/36 = 78/36;
+    # sd = sqrt(78/36 / 2) = 1.040833; SE = sd/sqrt(3) = 0.600925
     assert t.loc["ALSO", "overall"] == pytest.approx(20 / 6)
-    assert t.loc["ALSO", "overall_se"] == pytest.approx(1.0327956 / math.sqrt(6), abs=1e-6)
+    assert t.loc["ALSO", "overall_se"] == pytest.approx(math.sqrt(78 / 36 / 2) / math.sqrt(3), abs=1e-12)
+    assert t.loc["ALSO", "overall_se"] == pytest.approx(0.600925, abs=1e-6)
+    # Agent SE: sample sd of 2,3,4,5,3,3 = sqrt(5.3333/5) = 1.03280; SE = sd/sqrt(6) = 0.421637: a different number
+    ta = table(runs, "all", "agent")
+    assert ta.loc["ALSO", "overall_se"] == pytest.approx(1.0327956 / math.sqrt(6), abs=1e-6)
+    assert abs(ta.loc["ALSO", "overall_se"] - t.loc["ALSO", "overall_se"]) > 0.15
     assert (t.loc["ALSO", "n"], t.loc["ALSO", "n_episodes"]) == (6, 3)
     assert t.loc["Original", "overall"] == pytest.approx(3.0) and t.loc["Original", "overall_se"] == pytest.approx(0.0)
     # goal of ALSO: 5, 7, 10, 10, 7, 7 -> 46/6
@@ -63,9 +70,11 @@ def test_overall_and_se_all(runs):
 
 def test_hard_split_by_env_id_and_legacy_se(runs):
     t = table(runs, "hard")
-    # hard = e1 + e2 (e1 despite its wrong flag): 2,3,4,5 -> 3.5; SE = 1.290994/2 = 0.645497
+    # hard = e1 + e2 (e1 despite its wrong flag): 2,3,4,5 -> 3.5; episode means 2.5, 4.5: sd sqrt(2), SE sqrt(2)/sqrt(2) = 1
     assert t.loc["ALSO", "n_episodes"] == 2 and t.loc["ALSO", "overall"] == pytest.approx(3.5)
-    assert t.loc["ALSO", "overall_se"] == pytest.approx(0.645497, abs=1e-6)
+    assert t.loc["ALSO", "overall_se"] == pytest.approx(1.0)
+    # agent SE: sd(2,3,4,5) = 1.290994, / sqrt(4) = 0.645497
+    assert table(runs, "hard", "agent").loc["ALSO", "overall_se"] == pytest.approx(0.645497, abs=1e-6)
     assert t.loc["ALSO", "goal"] == pytest.approx((5 + 7 + 10 + 10) / 4)
     # legacy: p1 (2,4), p2 (3,5): population sds 1, 1 -> sqrt(2)/2/N with N = 2 episodes = 0.353553
     assert table(runs, "hard", "legacy_hard").loc["ALSO", "overall_se"] == pytest.approx(math.sqrt(2) / 4)

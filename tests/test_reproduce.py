@@ -34,3 +34,7 @@ def test_reproduce_ci_profile_writes_every_output(tmp_path):
     assert cfg["learn"] is False and cfg["init_bandits"] and len(zs) == 2
     sif = (tmp_path / "figs/beyond_following.csv").read_text()
     assert "ALSO" in sif                                         # ALSO's strategies were rated
+    assert "WARNING: scripted LLM" in (tmp_path / "figs/tab_main.tex").read_text()   # the scripted world says what it is
+    import pandas as pd
+    tm = pd.read_csv(tmp_path / "figs/tab_main.csv").query("source == 'ours' and method == 'ALSO'")
+    assert set(tm.n_episodes) == {2} and set(tm.run_tags) == {"ci-main-also; ci-main-opro; ci-main-original"}
