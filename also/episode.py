@@ -225,6 +225,7 @@ class Episode:
     obs: dict                     # the latest observation per agent name
     turns: list = field(default_factory=list)     # the turn records played so far
     contexts: dict = field(default_factory=dict)  # j -> embedding of the dialogue through turn j (computed once)
+    waiting: dict = field(default_factory=dict)   # reward_timing "after_reply": side -> (arm, turn) awaiting the reply's judgement
     terminated_by: str = "max_turns"
     t0: float = field(default_factory=time.time)
 
@@ -289,8 +290,9 @@ async def encode_context(self:Episode, rec:dict) -> np.ndarray|None:
 # %% ../nbs/10_episode.ipynb #a1c0e005
 @patch
 def selecting(self:Episode, rec:dict) -> list[str]:
-    "The sides that choose an arm at this turn: the speaker, if it has a bandit."
-    return [k for k in (rec["speaker"],) if self.sides[k].bandit is not None]
+    "The sides that choose an arm at this turn: the speaker (`select_for='actor'`) or every optimized side (`'both'`)."
+    keys = (rec["speaker"],) if self.prof.select_for == "actor" else self.cfg.optimized
+    return [k for k in keys if k in self.bandits]
 
 @patch
 def deadlocked(self:Episode) -> bool:
@@ -347,6 +349,11 @@ def final(self:Episode) -> dict:
     return self.terminal.scores
 
 @patch
+def judged(self:Episode, rec:dict) -> str:
+    "The agent whose score this turn's judgement credits: the speaker (`reward_timing='own'`) or the one it replied to (`'after_reply'`)."
+    return rec["speaker"] if self.prof.reward_timing == "own" else _other(rec["speaker"])
+
+@patch
 async def observe_reward(self:Episode, rec:dict, done:bool) -> dict:
     "$r_t$ per agent: the judge's normalized score of the dialogue after this turn; at the end, the terminal judge's raw Overall if the profile feeds it to the bandits (`terminal_reward`)."
     rec["reward"], rec["dims"] = None, None
@@ -355,7 +362,7 @@ async def observe_reward(self:Episode, rec:dict, done:bool) -> dict:
     t = rec["turn"]
     with llm_tags(turn=t):
         dims = await judge_turn(self.client, judge_history(self.env), self.names, self.cfg.judge_mode,
-                                actor=0 if rec["speaker"] == "p1" else 1, model=self.models["turn_judge"],
+                                actor=0 if self.judged(rec) == "p1" else 1, model=self.models["turn_judge"],
                                 seed=derive_seed(self.cfg.seed, "judge", t))
     rec["dims"], rec["reward"] = dims, {k: normalized_reward(d) for k, d in dims.items()}
     return rec["reward"]
@@ -363,21 +370,21 @@ async def observe_reward(self:Episode, rec:dict, done:bool) -> dict:
 # %% ../nbs/10_episode.ipynb #a1c0e00a
 @patch
 async def credit(self:Episode, rec:dict, rewards:dict) -> list[tuple]:
-    "Which bandit learns which (arm, reward, context) from this turn's rewards: `credit` and `context_timing` act here."
+    "Which bandit learns which (arm, reward, context) from this turn's rewards: `credit`, `reward_timing` and `context_timing` act here."
     t = rec["turn"]
-    credited = (rec["speaker"],) if self.prof.credit == "actor" else self.cfg.optimized
+    plays = {k: (self.sides[k].arm, t) for k in ((rec["speaker"],) if self.prof.credit == "actor" else self.cfg.optimized) if k in self.bandits}
+    if self.prof.reward_timing == "after_reply": plays, self.waiting = self.waiting, plays   # this turn's play waits for the reply
     out = []
-    for k in credited:
-        if k not in self.bandits or k not in rewards: continue
-        arm, s = self.sides[k].arm, t
-        j = s - 1 if self.prof.context_timing == "pre" else s          # c = phi(H^(j)): before or after the arm's turn
+    for k, (arm, s) in plays.items():
+        if k not in rewards: continue                              # no judgement of k (terminal turn, judge_mode "actor")
+        j = s - 1 if self.prof.context_timing == "pre" else s      # c = phi(H^(j)): before or after the arm's turn
         out.append((k, arm, rewards[k], await self.context(j), {"arm": arm, "arm_turn": s, "context_turn": j, "reward": rewards[k]}))
     return out
 
 @patch
 async def update(self:Episode, rec:dict, k:str, arm:int, reward:float, c:np.ndarray|None, note:dict) -> None:
-    "Side `k`'s bandit takes its step on (arm, reward, context) (skipped when the episode does not `learn`); the record keeps the pairing."
-    updated = bool(self.cfg.learn)
+    "Side `k`'s bandit takes its step on (arm, reward, context), unless the episode does not `learn` or the profile skips a zero reward."
+    updated = bool(self.cfg.learn) and not (self.prof.skip_zero_reward and reward == 0)
     if updated: await asyncio.to_thread(self.sides[k].bandit.update, arm, reward, c)
     rec["credit"][k] = note | {"updated": updated}
 
