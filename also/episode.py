@@ -18,8 +18,8 @@ from .llm import llm_tags, llm_purpose, llm_defaults, acompletion_adapter, get_c
 
 # %% auto #0
 __all__ = ['OPTIMIZE', 'MODEL_KEYS', 'EpisodeConfig', 'own_persona', 'Injector', 'context_text', 'judge_history',
-           'AgentCallError', 'use_llm_layer', 'Side', 'uses_features', 'make_side', 'episode_scope', 'episode_ledger',
-           'Episode', 'EpisodeResult', 'run_episode']
+           'AgentCallError', 'use_llm_layer', 'Side', 'uses_features', 'make_side', 'episode_scope', 'Episode',
+           'episode_ledger', 'EpisodeResult', 'run_episode']
 
 # %% ../nbs/10_episode.ipynb #b486c0ba
 OPTIMIZE = ("p1", "p2", "both", "none")
@@ -167,6 +167,23 @@ async def make_side(key:str, name:str, persona:str, cfg:EpisodeConfig, embedder,
     side.bandit = b
     return side
 
+# %% ../nbs/10_episode.ipynb #a1c0e00c
+async def _play(ep:Episode, on_turn=None) -> Episode:
+    "Algorithm 1 for one episode (both agents, round-robin); the profile's options act inside the steps."
+    for t in range(1, ep.cfg.max_turns + 1):
+        rec = ep.begin(t)                                   # who speaks at turn t
+        c = await ep.encode_context(rec)                    # c_t = phi(H^(t-1))
+        await ep.select(rec, c)                             # k_t ~ pi_t
+        ep.inject(rec)                                      # persona ⊕ sigma_{k_t} into the speaker's background
+        done = await ep.act(rec)                            # the speaker talks; Sotopia steps (and judges the end)
+        r = await ep.observe_reward(rec, done)              # r from the per-turn judge
+        for k, arm, reward, ctx, note in await ep.credit(rec, r):    # which (arm, reward, context) each bandit gets
+            await ep.update(rec, k, arm, reward, ctx, note) # the bandit's own step (records, surrogate, scores)
+        if not done: await ep.evolve(rec)                   # prompt optimizers rewrite their pool when due
+        if on_turn: on_turn(rec)
+        if done: break
+    return ep
+
 # %% ../nbs/10_episode.ipynb #c8c6baac
 def _hash(s:str) -> str: return hashlib.sha256(s.encode()).hexdigest()[:12]
 
@@ -188,19 +205,6 @@ def episode_scope(client, episode_id:str, tag:str="", attempt:int=0):
     try:
         with llm_tags(episode=episode_id, tag=tag, episode_try=attempt), use_client(client), use_llm_layer(): yield errors
     finally: _ERRORS.reset(tok)
-
-# %% ../nbs/10_episode.ipynb #50db8e0f
-def episode_ledger(client, episode_id:str, attempt:int=0) -> dict:
-    "Calls per purpose, tokens and cost of one episode attempt, from the ledger."
-    recs = client.ledger.select(episode=episode_id, episode_try=attempt)
-    calls = {}
-    for r in recs:
-        if r.get("attempt", 0) == 0: calls[r["purpose"]] = calls.get(r["purpose"], 0) + 1
-    return {"calls": calls, "api_calls": sum(not r.get("cache_hit") for r in recs),
-            "prompt_tokens": int(sum(r.get("prompt_tokens") or 0 for r in recs)),
-            "completion_tokens": int(sum(r.get("completion_tokens") or 0 for r in recs)),
-            "cost_usd": float(sum(r.get("cost") or 0.0 for r in recs)),
-            "failed_attempts": sum(bool(r.get("error")) for r in recs)}
 
 # %% ../nbs/10_episode.ipynb #a1c0e002
 @dataclass
@@ -265,6 +269,32 @@ class Episode:
             if sides[key].bandit is not None: sides[key].injector = Injector(agents[name], sides[key].persona, obs[name])
         return cls(combo, cfg, get_profile(cfg.profile), client, embedder, episode_id, tag, attempt,
                    [] if errors is None else errors, models, env, agents, terminal, env_profile, agent_profiles, sides, obs, t0=t0)
+
+# %% ../nbs/10_episode.ipynb #a1c0e010
+@patch
+def record(self:Episode) -> dict:
+    "The episode's JSON record (`also.metrics.load_episodes` reads it)."
+    return {"episode_id": self.episode_id, "tag": self.tag, "method": self.cfg.method, "optimize": self.cfg.optimize,
+            "profile": self.cfg.profile, "combo_pk": self.combo["pk"], "env_pk": self.combo["env_id"],
+            "codename": getattr(self.env_profile, "codename", None), "seed": self.cfg.seed,
+            "models": {**self.models, "embedding": getattr(self.embedder, "model", None)},
+            "agents": {k: {"pk": a.pk, "name": self.sides[k].name} for k, a in zip(("p1", "p2"), self.agent_profiles)},
+            "arm_names": {k: sd.arm_names for k, sd in self.sides.items()}, "turns": self.turns, "n_turns": len(self.turns),
+            "terminated_by": self.terminated_by, "final": self.final(),
+            "ledger": episode_ledger(self.client, self.episode_id, self.attempt), "duration_s": round(time.time() - self.t0, 3)}
+
+# %% ../nbs/10_episode.ipynb #50db8e0f
+def episode_ledger(client, episode_id:str, attempt:int=0) -> dict:
+    "Calls per purpose, tokens and cost of one episode attempt, from the ledger."
+    recs = client.ledger.select(episode=episode_id, episode_try=attempt)
+    calls = {}
+    for r in recs:
+        if r.get("attempt", 0) == 0: calls[r["purpose"]] = calls.get(r["purpose"], 0) + 1
+    return {"calls": calls, "api_calls": sum(not r.get("cache_hit") for r in recs),
+            "prompt_tokens": int(sum(r.get("prompt_tokens") or 0 for r in recs)),
+            "completion_tokens": int(sum(r.get("completion_tokens") or 0 for r in recs)),
+            "cost_usd": float(sum(r.get("cost") or 0.0 for r in recs)),
+            "failed_attempts": sum(bool(r.get("error")) for r in recs)}
 
 # %% ../nbs/10_episode.ipynb #a1c0e004
 @patch
@@ -396,35 +426,6 @@ async def evolve(self:Episode, rec:dict) -> None:
         if self.sides[k].generative and b.due(t):
             with llm_tags(turn=t), llm_purpose("optimizer"):
                 rec.setdefault("events", {})[k] = await b.evolve(t, _proposer(self.client, self.models["optimizer"], self.cfg, t, k))
-
-# %% ../nbs/10_episode.ipynb #a1c0e00c
-async def _play(ep:Episode, on_turn=None) -> Episode:
-    "Algorithm 1 for one episode (both agents, round-robin); the profile's options act inside the steps."
-    for t in range(1, ep.cfg.max_turns + 1):
-        rec = ep.begin(t)                                   # who speaks at turn t
-        c = await ep.encode_context(rec)                    # c_t = phi(H^(t-1))
-        await ep.select(rec, c)                             # k_t ~ pi_t
-        ep.inject(rec)                                      # persona ⊕ sigma_{k_t} into the speaker's background
-        done = await ep.act(rec)                            # the speaker talks; Sotopia steps (and judges the end)
-        r = await ep.observe_reward(rec, done)              # r_t from the per-turn judge
-        for k, arm, reward, ctx, note in await ep.credit(rec, r):    # which (arm, reward, context) each bandit gets
-            await ep.update(rec, k, arm, reward, ctx, note) # the bandit's own step (records, surrogate, scores)
-        if not done: await ep.evolve(rec)                   # prompt optimizers rewrite their pool when due
-        if on_turn: on_turn(rec)
-        if done: break
-    return ep
-
-@patch
-def record(self:Episode) -> dict:
-    "The episode's JSON record (`also.metrics.load_episodes` reads it)."
-    return {"episode_id": self.episode_id, "tag": self.tag, "method": self.cfg.method, "optimize": self.cfg.optimize,
-            "profile": self.cfg.profile, "combo_pk": self.combo["pk"], "env_pk": self.combo["env_id"],
-            "codename": getattr(self.env_profile, "codename", None), "seed": self.cfg.seed,
-            "models": {**self.models, "embedding": getattr(self.embedder, "model", None)},
-            "agents": {k: {"pk": a.pk, "name": self.sides[k].name} for k, a in zip(("p1", "p2"), self.agent_profiles)},
-            "arm_names": {k: sd.arm_names for k, sd in self.sides.items()}, "turns": self.turns, "n_turns": len(self.turns),
-            "terminated_by": self.terminated_by, "final": self.final(),
-            "ledger": episode_ledger(self.client, self.episode_id, self.attempt), "duration_s": round(time.time() - self.t0, 3)}
 
 # %% ../nbs/10_episode.ipynb #a1c0e00d
 @dataclass
