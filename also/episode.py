@@ -176,7 +176,7 @@ async def _play(ep:Episode, on_turn=None) -> Episode:
         await ep.select(rec, c)                             # k_t ~ pi_t
         ep.inject(rec)                                      # persona ⊕ sigma_{k_t} into the speaker's background
         done = await ep.act(rec)                            # the speaker talks; Sotopia steps (and judges the end)
-        r = await ep.observe_reward(rec, done)              # r from the per-turn judge
+        r = await ep.observe_reward(rec, done)              # r_t: the per-turn judge's scores
         for k, arm, reward, ctx, note in await ep.credit(rec, r):    # which (arm, reward, context) each bandit gets
             await ep.update(rec, k, arm, reward, ctx, note) # the bandit's own step (records, surrogate, scores)
         if not done: await ep.evolve(rec)                   # prompt optimizers rewrite their pool when due
