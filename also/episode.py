@@ -8,6 +8,7 @@ import asyncio, contextvars, hashlib, logging, threading, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 import numpy as np
+from fastcore.basics import patch
 from .core import AlsoError, ConfigError, DIMENSIONS, derive_seed
 from .spaces import load_space, compose, StrategySpace
 from .bandits.base import BANDITS, bandit_class, make_bandit, get_profile, Profile
@@ -17,8 +18,8 @@ from .llm import llm_tags, llm_purpose, llm_defaults, acompletion_adapter, get_c
 
 # %% auto #0
 __all__ = ['OPTIMIZE', 'MODEL_KEYS', 'EpisodeConfig', 'own_persona', 'Injector', 'context_text', 'judge_history',
-           'AgentCallError', 'use_llm_layer', 'Side', 'uses_features', 'make_side', 'EpisodeResult', 'run_episode',
-           'episode_ledger']
+           'AgentCallError', 'use_llm_layer', 'Side', 'uses_features', 'make_side', 'episode_scope', 'Episode',
+           'episode_ledger', 'EpisodeResult', 'run_episode']
 
 # %% ../nbs/10_episode.ipynb #b486c0ba
 OPTIMIZE = ("p1", "p2", "both", "none")
@@ -159,12 +160,29 @@ async def make_side(key:str, name:str, persona:str, cfg:EpisodeConfig, embedder,
     opts = dict(cfg.bandit_options)
     if hasattr(bandit_class(cfg.method)[0], "evolve"): opts.setdefault("space", cfg.strategy_space)
     b = make_bandit(cfg.method, len(strategies), seed=seed, arm_features=feats, **opts)
-    if init_state is not None:
-        b.load_state_dict(init_state)
+    if init_state is not None:      # the learned state of a saved bandit; its random streams follow this episode's seed
+        b.load_state_dict({**init_state, "seed": b.seed, "rng": b.rng.bit_generator.state})
         if feats is not None and b.n_arms == len(feats): b.arm_features = b._check_features(feats, b.n_arms)
     if hasattr(b, "persona"): b.persona = persona     # generative optimizers refuse instructions that copy it
     side.bandit = b
     return side
+
+# %% ../nbs/10_episode.ipynb #a1c0e00c
+async def _play(ep:Episode, on_turn=None) -> Episode:
+    "Algorithm 1 for one episode (both agents, round-robin); the profile's options act inside the steps."
+    for t in range(1, ep.cfg.max_turns + 1):
+        rec = ep.begin(t)                                   # who speaks at turn t
+        c = await ep.encode_context(rec)                    # c_t = phi(H^(t-1))
+        await ep.select(rec, c)                             # k_t ~ pi_t
+        ep.inject(rec)                                      # persona ⊕ sigma_{k_t} into the speaker's background
+        done = await ep.act(rec)                            # the speaker talks; Sotopia steps (and judges the end)
+        r = await ep.observe_reward(rec, done)              # r_t: the per-turn judge's scores
+        for k, arm, reward, ctx, note in await ep.credit(rec, r):    # which (arm, reward, context) each bandit gets
+            await ep.update(rec, k, arm, reward, ctx, note) # the bandit's own step (records, surrogate, scores)
+        if not done: await ep.evolve(rec)                   # prompt optimizers rewrite their pool when due
+        if on_turn: on_turn(rec)
+        if done: break
+    return ep
 
 # %% ../nbs/10_episode.ipynb #c8c6baac
 def _hash(s:str) -> str: return hashlib.sha256(s.encode()).hexdigest()[:12]
@@ -173,15 +191,248 @@ def _load_profiles(combo:dict):
     from sotopia.database import EnvironmentProfile, AgentProfile
     return EnvironmentProfile.get(combo["env_id"]), [AgentProfile.get(a) for a in combo["agent_ids"]]
 
+def _model(cfg:EpisodeConfig, client, key:str) -> str:
+    if key in cfg.models and cfg.models[key]: return cfg.models[key]
+    return client.model_for("agent" if key.startswith("agent_") else key)
+
+def _other(key:str) -> str: return "p2" if key == "p1" else "p1"
+
+@contextmanager
+def episode_scope(client, episode_id:str, tag:str="", attempt:int=0):
+    "Where one episode's calls run: ledger tags, `client` as the default, Sotopia routed through `also.llm`; yields the list its agent-call errors land in."
+    errors = []
+    tok = _ERRORS.set(errors)
+    try:
+        with llm_tags(episode=episode_id, tag=tag, episode_try=attempt), use_client(client), use_llm_layer(): yield errors
+    finally: _ERRORS.reset(tok)
+
+# %% ../nbs/10_episode.ipynb #a1c0e002
+@dataclass
+class Episode:
+    "One episode in play: Sotopia's environment and agents, the two sides, and the turn records so far."
+    combo: dict                   # the combo record (pk, env_id, agent_ids)
+    cfg: EpisodeConfig            # what the episode does
+    prof: Profile                 # how contexts, rewards and agents meet the bandits (cfg.profile)
+    client: object                # the also.llm client
+    embedder: object              # embeds arms and dialogue contexts
+    episode_id: str
+    tag: str
+    attempt: int
+    errors: list                  # agent-call exceptions Sotopia would swallow (from episode_scope)
+    models: dict                  # role -> model name
+    env: object                   # Sotopia's ParallelSotopiaEnv
+    agents: object                # Sotopia's Agents (name -> LLMAgent)
+    terminal: object              # the terminal evaluator (keeps its scores)
+    env_profile: object
+    agent_profiles: list
+    sides: dict                   # "p1"/"p2" -> Side
+    obs: dict                     # the latest observation per agent name
+    turns: list = field(default_factory=list)     # the turn records played so far
+    contexts: dict = field(default_factory=dict)  # j -> embedding of the dialogue through turn j (computed once)
+    waiting: dict = field(default_factory=dict)   # reward_timing "after_reply": side -> (arm, turn) awaiting the reply's judgement
+    terminated_by: str = "max_turns"
+    t0: float = field(default_factory=time.time)
+
+    @property
+    def names(self) -> list[str]: return list(self.agents)
+    @property
+    def by_name(self) -> dict: return {s.name: s for s in self.sides.values()}
+    @property
+    def uses_context(self) -> bool: return any(s.bandit is not None and s.bandit.uses_context for s in self.sides.values())
+    @property
+    def bandits(self) -> dict: return {k: s.bandit for k, s in self.sides.items() if s.bandit is not None}
+
+    @classmethod
+    async def setup(cls, combo:dict, cfg:EpisodeConfig, embedder, client, episode_id:str, tag:str="", attempt:int=0,
+                    init_states:dict|None=None, errors:list|None=None) -> Episode:
+        "Sotopia's env and agents for `combo` (goals from the scenario), one side per agent: a bandit and an injector if optimized."
+        from sotopia.agents import LLMAgent, Agents
+        from sotopia.envs import ParallelSotopiaEnv
+        from sotopia.envs.evaluators import RuleBasedTerminatedEvaluator
+        t0 = time.time()
+        env_profile, agent_profiles = _load_profiles(combo)
+        models = {k: _model(cfg, client, k) for k in MODEL_KEYS if k != "embedding"}
+        for m in set(models.values()): ensure_provider(parse_model_spec(m))    # Sotopia asks litellm about them first
+        terminal = make_terminal_evaluator(models["terminal_judge"])
+        env = ParallelSotopiaEnv(env_profile=env_profile, model_name=models["terminal_judge"], action_order="round-robin",
+                                 evaluators=[RuleBasedTerminatedEvaluator(max_turn_number=cfg.max_turns, max_stale_turn=2)],
+                                 terminal_evaluators=[terminal])
+        agents = Agents({f"{p.first_name} {p.last_name}": LLMAgent(agent_profile=p, model_name=models[f"agent_p{i+1}"])
+                         for i, p in enumerate(agent_profiles)})
+        if len(agents) != 2: raise ConfigError(f"combo {combo['pk']}: the two agents have the same name")
+        obs = env.reset(agents=agents, omniscient=False)
+        agents.reset()
+        sides = {}
+        for i, (key, name) in enumerate(zip(("p1", "p2"), agents)):
+            agents[name].goal = env_profile.agent_goals[i]        # from the scenario: no goal-generation call
+            sides[key] = await make_side(key, name, own_persona(env, agents[name], i), cfg, embedder, (init_states or {}).get(key))
+            if sides[key].bandit is not None: sides[key].injector = Injector(agents[name], sides[key].persona, obs[name])
+        return cls(combo, cfg, get_profile(cfg.profile), client, embedder, episode_id, tag, attempt,
+                   [] if errors is None else errors, models, env, agents, terminal, env_profile, agent_profiles, sides, obs, t0=t0)
+
+# %% ../nbs/10_episode.ipynb #a1c0e010
+@patch
+def record(self:Episode) -> dict:
+    "The episode's JSON record (`also.metrics.load_episodes` reads it)."
+    return {"episode_id": self.episode_id, "tag": self.tag, "method": self.cfg.method, "optimize": self.cfg.optimize,
+            "profile": self.cfg.profile, "combo_pk": self.combo["pk"], "env_pk": self.combo["env_id"],
+            "codename": getattr(self.env_profile, "codename", None), "seed": self.cfg.seed,
+            "models": {**self.models, "embedding": getattr(self.embedder, "model", None)},
+            "agents": {k: {"pk": a.pk, "name": self.sides[k].name} for k, a in zip(("p1", "p2"), self.agent_profiles)},
+            "arm_names": {k: sd.arm_names for k, sd in self.sides.items()}, "turns": self.turns, "n_turns": len(self.turns),
+            "terminated_by": self.terminated_by, "final": self.final(),
+            "ledger": episode_ledger(self.client, self.episode_id, self.attempt), "duration_s": round(time.time() - self.t0, 3)}
+
+# %% ../nbs/10_episode.ipynb #50db8e0f
+def episode_ledger(client, episode_id:str, attempt:int=0) -> dict:
+    "Calls per purpose, tokens and cost of one episode attempt, from the ledger."
+    recs = client.ledger.select(episode=episode_id, episode_try=attempt)
+    calls = {}
+    for r in recs:
+        if r.get("attempt", 0) == 0: calls[r["purpose"]] = calls.get(r["purpose"], 0) + 1
+    return {"calls": calls, "api_calls": sum(not r.get("cache_hit") for r in recs),
+            "prompt_tokens": int(sum(r.get("prompt_tokens") or 0 for r in recs)),
+            "completion_tokens": int(sum(r.get("completion_tokens") or 0 for r in recs)),
+            "cost_usd": float(sum(r.get("cost") or 0.0 for r in recs)),
+            "failed_attempts": sum(bool(r.get("error")) for r in recs)}
+
+# %% ../nbs/10_episode.ipynb #a1c0e004
+@patch
+def begin(self:Episode, t:int) -> dict:
+    "The record of turn `t`: who speaks, the arms in force so far."
+    return {"turn": t, "speaker": ("p1", "p2")[(t - 1) % 2], "arms": {k: s.arm for k, s in self.sides.items()},
+            "probs": {"p1": None, "p2": None}, "predicted": {"p1": None, "p2": None}, "strategy": {}, "credit": {}}
+
+@patch
+async def context(self:Episode, j:int) -> np.ndarray|None:
+    "$\\phi(H^{(j)})$: the embedding of the dialogue through turn `j` (None when no bandit reads contexts); computed once."
+    if not self.uses_context: return None
+    if j not in self.contexts:
+        text = context_text(self.turns[:j], {k: s.name for k, s in self.sides.items()})
+        self.contexts[j] = np.asarray(await self.embedder.embed(text), np.float32)
+    return self.contexts[j]
+
+@patch
+async def encode_context(self:Episode, rec:dict) -> np.ndarray|None:
+    "$c_t = \\phi(H^{(t-1)})$: the dialogue before this turn, what the selection sees."
+    return await self.context(rec["turn"] - 1)
+
+# %% ../nbs/10_episode.ipynb #a1c0e005
+@patch
+def selecting(self:Episode, rec:dict) -> list[str]:
+    "The sides that choose an arm at this turn: the speaker (`select_for='actor'`) or every optimized side (`'both'`)."
+    keys = (rec["speaker"],) if self.prof.select_for == "actor" else self.cfg.optimized
+    return [k for k in keys if k in self.bandits]
+
+@patch
+def deadlocked(self:Episode) -> bool:
+    "Whether the last turn's signals say the dialogue is deadlocked (`also.deadlock`)."
+    return bool(self.turns and (self.turns[-1].get("deadlock") or {}).get("deadlock"))
+
+@patch
+async def select(self:Episode, rec:dict, c:np.ndarray|None) -> None:
+    "$k_t \\sim \\pi_t$ for each selecting side (the profile's forced first arm and `deadlock_explore` act here)."
+    for k in self.selecting(rec):
+        s = self.sides[k]; b = s.bandit
+        if k == rec["speaker"] and self.cfg.deadlock_explore and self.deadlocked():
+            s.arm = b.force(int(b.rng.integers(b.n_arms))); rec["explore"] = "deadlock"
+        elif rec["turn"] == 1 and self.prof.first_arm is not None: s.arm = b.force(self.prof.first_arm)
+        else: s.arm = await asyncio.to_thread(b.select, c)
+        rec["arms"][k] = s.arm
+        rec["probs"][k] = None if b.last_probs is None else np.round(np.asarray(b.last_probs, float), 5).tolist()
+        if (v := getattr(b, "last_predictions", None)) is not None: rec["predicted"][k] = np.round(np.asarray(v, float), 5).tolist()
+
+@patch
+def inject(self:Episode, rec:dict) -> None:
+    "Persona ⊕ $\\sigma_{k_t}$ becomes the background of each side that selected; the record keeps what every agent is told."
+    for k in self.selecting(rec): self.sides[k].injector(self.sides[k].background(self.sides[k].arm))
+    rec["strategy"] = {k: s.arm_names[s.arm] if s.bandit else None for k, s in self.sides.items()}
+    rec["instruction"] = {k: (s.instructions[s.arm] if s.bandit else "") for k, s in self.sides.items()}
+
+# %% ../nbs/10_episode.ipynb #a1c0e007
+@patch
+async def act(self:Episode, rec:dict) -> bool:
+    "The speaker talks (Sotopia asks both agents; the idle one does nothing) and the environment steps; True when the episode is over."
+    t, s, names = rec["turn"], self.sides[rec["speaker"]], self.names
+    with llm_tags(turn=t), llm_purpose("agent"), llm_defaults(seed=derive_seed(self.cfg.seed, "agent", t)):
+        seen = {n: self.by_name[n].injector.first(self.obs[n]) if self.by_name[n].injector else self.obs[n] for n in names}
+        actions = dict(zip(names, await asyncio.gather(*[self.agents[n].aact(seen[n]) for n in names])))
+    if self.errors: raise AgentCallError(f"turn {t}: the agent call of {s.name} failed: {self.errors[0]}") from self.errors[0]
+    if not self.client.ledger.select(episode=self.episode_id, episode_try=self.attempt, turn=t, purpose="agent"):
+        raise AgentCallError(f"turn {t}: Sotopia made no LLM call for {s.name} (model {self.models['agent_' + rec['speaker']]!r}); "
+                             "it refuses models litellm does not list as supporting response schemas")
+    rec.update(action_type=actions[s.name].action_type, argument=actions[s.name].argument)
+    with llm_tags(turn=t): self.obs, _, term, _, _ = await self.env.astep(actions)
+    self.turns.append(rec)
+    rec["deadlock"] = turn_signals(self.turns)
+    rec["context_hash"] = _hash(context_text(self.turns, {k: sd.name for k, sd in self.sides.items()}))
+    done = all(term.values())
+    if done: self.terminated_by = "max_turns" if t >= self.cfg.max_turns else \
+        ("leave" if any(a.action_type == "leave" for a in actions.values()) else "stale")
+    return done
+
+# %% ../nbs/10_episode.ipynb #a1c0e009
+@patch
+def final(self:Episode) -> dict:
+    "The terminal judge's raw scores per agent (7 dimensions + overall)."
+    if self.terminal.scores is None: raise AlsoError(f"episode {self.episode_id} ended without a terminal evaluation")
+    return self.terminal.scores
+
+@patch
+def judged(self:Episode, rec:dict) -> str:
+    "The agent whose score this turn's judgement credits: the speaker (`reward_timing='own'`) or the one it replied to (`'after_reply'`)."
+    return rec["speaker"] if self.prof.reward_timing == "own" else _other(rec["speaker"])
+
+@patch
+async def observe_reward(self:Episode, rec:dict, done:bool) -> dict:
+    "$r_t$ per agent: the judge's normalized score of the dialogue after this turn; at the end, the terminal judge's raw Overall if the profile feeds it to the bandits (`terminal_reward`)."
+    rec["reward"], rec["dims"] = None, None
+    if not self.cfg.optimized: return {}
+    if done: return {k: self.final()[k]["overall"] for k in self.bandits} if self.prof.terminal_reward else {}
+    t = rec["turn"]
+    with llm_tags(turn=t):
+        dims = await judge_turn(self.client, judge_history(self.env), self.names, self.cfg.judge_mode,
+                                actor=0 if self.judged(rec) == "p1" else 1, model=self.models["turn_judge"],
+                                seed=derive_seed(self.cfg.seed, "judge", t))
+    rec["dims"], rec["reward"] = dims, {k: normalized_reward(d) for k, d in dims.items()}
+    return rec["reward"]
+
+# %% ../nbs/10_episode.ipynb #a1c0e00a
+@patch
+async def credit(self:Episode, rec:dict, rewards:dict) -> list[tuple]:
+    "Which bandit learns which (arm, reward, context) from this turn's rewards: `credit`, `reward_timing` and `context_timing` act here."
+    t = rec["turn"]
+    plays = {k: (self.sides[k].arm, t) for k in ((rec["speaker"],) if self.prof.credit == "actor" else self.cfg.optimized) if k in self.bandits}
+    if self.prof.reward_timing == "after_reply": plays, self.waiting = self.waiting, plays   # this turn's play waits for the reply
+    out = []
+    for k, (arm, s) in plays.items():
+        if k not in rewards: continue                              # no judgement of k (terminal turn, judge_mode "actor")
+        j = s - 1 if self.prof.context_timing == "pre" else s      # c = phi(H^(j)): before or after the arm's turn
+        out.append((k, arm, rewards[k], await self.context(j), {"arm": arm, "arm_turn": s, "context_turn": j, "reward": rewards[k]}))
+    return out
+
+@patch
+async def update(self:Episode, rec:dict, k:str, arm:int, reward:float, c:np.ndarray|None, note:dict) -> None:
+    "Side `k`'s bandit takes its step on (arm, reward, context), unless the episode does not `learn` or the profile skips a zero reward."
+    updated = bool(self.cfg.learn) and not (self.prof.skip_zero_reward and reward == 0)
+    if updated: await asyncio.to_thread(self.sides[k].bandit.update, arm, reward, c)
+    rec["credit"][k] = note | {"updated": updated}
+
+@patch
+async def evolve(self:Episode, rec:dict) -> None:
+    "Generative optimizers (OPRO, EvoPrompt, PromptBreeder) rewrite their pool of instructions when due."
+    t = rec["turn"]
+    for k, b in self.bandits.items():
+        if self.sides[k].generative and b.due(t):
+            with llm_tags(turn=t), llm_purpose("optimizer"):
+                rec.setdefault("events", {})[k] = await b.evolve(t, _proposer(self.client, self.models["optimizer"], self.cfg, t, k))
+
+# %% ../nbs/10_episode.ipynb #a1c0e00d
 @dataclass
 class EpisodeResult:
     "What `run_episode` returns: the JSON record (also.metrics' format) and the live bandits."
     record: dict
     bandits: dict
-
-def _model(cfg:EpisodeConfig, client, key:str) -> str:
-    if key in cfg.models and cfg.models[key]: return cfg.models[key]
-    return client.model_for("agent" if key.startswith("agent_") else key)
 
 async def run_episode(combo:dict,               # a combo record: pk, env_id, agent_ids
                       cfg:EpisodeConfig,        # what to do
@@ -197,130 +448,11 @@ async def run_episode(combo:dict,               # a combo record: pk, env_id, ag
     "Play one episode; raises `AgentCallError`/`JudgeError`/`LLMError` instead of storing a damaged episode."
     client = client or get_client()
     episode_id = episode_id or f"{combo['pk']}#0"
-    errors = []
-    tok = _ERRORS.set(errors)
-    try:
-        with llm_tags(episode=episode_id, tag=tag, episode_try=attempt), use_client(client), use_llm_layer():
-            return await _play(combo, cfg, embedder, client, episode_id, tag, init_states or {}, on_turn, errors, save_log, attempt)
-    finally: _ERRORS.reset(tok)
-
-# %% ../nbs/10_episode.ipynb #50db8e0f
-def episode_ledger(client, episode_id:str, attempt:int=0) -> dict:
-    "Calls per purpose, tokens and cost of one episode attempt, from the ledger."
-    recs = client.ledger.select(episode=episode_id, episode_try=attempt)
-    calls = {}
-    for r in recs:
-        if r.get("attempt", 0) == 0: calls[r["purpose"]] = calls.get(r["purpose"], 0) + 1
-    return {"calls": calls, "api_calls": sum(not r.get("cache_hit") for r in recs),
-            "prompt_tokens": int(sum(r.get("prompt_tokens") or 0 for r in recs)),
-            "completion_tokens": int(sum(r.get("completion_tokens") or 0 for r in recs)),
-            "cost_usd": float(sum(r.get("cost") or 0.0 for r in recs)),
-            "failed_attempts": sum(bool(r.get("error")) for r in recs)}
-
-async def _select(side:Side, ctx, prof:Profile, t:int) -> int:
-    b = side.bandit
-    if t == 1 and prof.first_arm is not None: return b.force(prof.first_arm)    # the reference plays arm 0 at turn 1
-    return await asyncio.to_thread(b.select, ctx)
-
-async def _play(combo, cfg, embedder, client, episode_id, tag, init_states, on_turn, errors, save_log, attempt):
-    from sotopia.agents import LLMAgent, Agents
-    from sotopia.envs import ParallelSotopiaEnv
-    from sotopia.envs.evaluators import RuleBasedTerminatedEvaluator
-    t0, prof = time.time(), get_profile(cfg.profile)
-    env_profile, agent_profiles = _load_profiles(combo)
-    models = {k: _model(cfg, client, k) for k in MODEL_KEYS if k != "embedding"}
-    for m in set(models.values()): ensure_provider(parse_model_spec(m))    # Sotopia asks litellm about them first
-    terminal = make_terminal_evaluator(models["terminal_judge"])
-    env = ParallelSotopiaEnv(env_profile=env_profile, model_name=models["terminal_judge"], action_order="round-robin",
-                             evaluators=[RuleBasedTerminatedEvaluator(max_turn_number=cfg.max_turns, max_stale_turn=2)],
-                             terminal_evaluators=[terminal])
-    agents = Agents({f"{p.first_name} {p.last_name}": LLMAgent(agent_profile=p, model_name=models[f"agent_p{i+1}"])
-                     for i, p in enumerate(agent_profiles)})
-    if len(agents) != 2: raise ConfigError(f"combo {combo['pk']}: the two agents have the same name")
-    obs = env.reset(agents=agents, omniscient=False)
-    agents.reset()
-    names = list(agents)
-    sides = {}
-    for i, (key, name) in enumerate(zip(("p1", "p2"), names)):
-        agents[name].goal = env_profile.agent_goals[i]        # from the scenario: no goal-generation call
-        sides[key] = await make_side(key, name, own_persona(env, agents[name], i), cfg, embedder, init_states.get(key))
-        if sides[key].bandit is not None: sides[key].injector = Injector(agents[name], sides[key].persona, obs[name])
-    by_name = {s.name: s for s in sides.values()}
-    use_ctx = any(sd.bandit is not None and sd.bandit.uses_context for sd in sides.values())
-    async def embed_ctx(turns):
-        return np.asarray(await embedder.embed(context_text(turns, {k: s.name for k, s in sides.items()})), np.float32) if use_ctx else None
-    turns, ctx_pre, terminated_by, judge_model = [], None, None, models["turn_judge"]
-    if use_ctx: ctx_pre = await embed_ctx([])
-    for t in range(1, cfg.max_turns + 1):
-        actor = ("p1", "p2")[(t - 1) % 2]
-        s = sides[actor]
-        rec = {"turn": t, "speaker": actor, "arms": {k: sd.arm for k, sd in sides.items()},
-               "probs": {"p1": None, "p2": None}, "predicted": {"p1": None, "p2": None}, "strategy": {}}
-        if s.bandit is not None:
-            if cfg.deadlock_explore and turns and (turns[-1].get("deadlock") or {}).get("deadlock"):
-                s.arm = s.bandit.force(int(s.bandit.rng.integers(s.bandit.n_arms))); rec["explore"] = "deadlock"
-            else: s.arm = await _select(s, ctx_pre, prof, t)
-            rec["probs"][actor] = None if s.bandit.last_probs is None else np.round(np.asarray(s.bandit.last_probs, float), 5).tolist()
-            if (v := getattr(s.bandit, "last_predictions", None)) is not None: rec["predicted"][actor] = np.round(np.asarray(v, float), 5).tolist()
-            s.injector(s.background(s.arm))
-            rec["arms"][actor] = s.arm
-        rec["strategy"] = {k: sd.arm_names[sd.arm] if sd.bandit else None for k, sd in sides.items()}
-        rec["instruction"] = {k: (sd.instructions[sd.arm] if sd.bandit else "") for k, sd in sides.items()}
-        with llm_tags(turn=t), llm_purpose("agent"), llm_defaults(seed=derive_seed(cfg.seed, "agent", t)):
-            seen = {n: by_name[n].injector.first(obs[n]) if by_name[n].injector else obs[n] for n in names}
-            actions = dict(zip(names, await asyncio.gather(*[agents[n].aact(seen[n]) for n in names])))
-        if errors: raise AgentCallError(f"turn {t}: the agent call of {s.name} failed: {errors[0]}") from errors[0]
-        if not client.ledger.select(episode=episode_id, episode_try=attempt, turn=t, purpose="agent"):
-            raise AgentCallError(f"turn {t}: Sotopia made no LLM call for {s.name} (model {models[f'agent_{actor}']!r}); "
-                                 "it refuses models litellm does not list as supporting response schemas")
-        act = actions[s.name]
-        rec.update(action_type=act.action_type, argument=act.argument)
-        with llm_tags(turn=t):
-            obs, _, term, _, info = await env.astep(actions)
-        done = all(term.values())
-        turns.append(rec)
-        rec["deadlock"] = turn_signals(turns)
-        ctx_post = await embed_ctx(turns) if use_ctx and not (done and not prof.terminal_reward) else None
-        rec["context_hash"] = _hash(context_text(turns, {k: sd.name for k, sd in sides.items()}))
-        rec["reward"], rec["dims"] = None, None
-        if not done and cfg.optimized:
-            with llm_tags(turn=t):
-                dims = await judge_turn(client, judge_history(env), names, cfg.judge_mode,
-                                        actor=0 if actor == "p1" else 1, model=judge_model, seed=derive_seed(cfg.seed, "judge", t))
-            rec["dims"] = dims
-            rec["reward"] = {k: normalized_reward(d) for k, d in dims.items()}
-            credit = (actor,) if prof.credit == "actor" else cfg.optimized
-            if cfg.learn:
-                for k in credit:
-                    sd = sides[k]
-                    if sd.bandit is None or k not in rec["reward"]: continue
-                    c = ctx_pre if prof.context_timing == "pre" else ctx_post
-                    await asyncio.to_thread(sd.bandit.update, sd.arm, rec["reward"][k], c)
-            for k in cfg.optimized:
-                sd = sides[k]
-                if sd.generative and sd.bandit.due(t):
-                    with llm_tags(turn=t), llm_purpose("optimizer"):
-                        rec.setdefault("events", {})[k] = await sd.bandit.evolve(t, _proposer(client, models["optimizer"], cfg, t, k))
-        if done:
-            terminated_by = "max_turns" if t >= cfg.max_turns else ("leave" if any(a.action_type == "leave" for a in actions.values()) else "stale")
-        if on_turn: on_turn(rec)
-        if done: break
-        ctx_pre = ctx_post if use_ctx else None
-    else: terminated_by = "max_turns"
-    if terminal.scores is None: raise AlsoError(f"episode {episode_id} ended without a terminal evaluation")
-    final = terminal.scores
-    if prof.terminal_reward and cfg.learn:            # the reference feeds the raw terminal overall to update (scale mix)
-        for k in cfg.optimized:
-            if sides[k].bandit is not None: await asyncio.to_thread(sides[k].bandit.update, sides[k].arm, final[k]["overall"], ctx_post)
-    rec = {"episode_id": episode_id, "tag": tag, "method": cfg.method, "optimize": cfg.optimize, "profile": cfg.profile,
-           "combo_pk": combo["pk"], "env_pk": combo["env_id"], "codename": getattr(env_profile, "codename", None),
-           "seed": cfg.seed, "models": {**models, "embedding": getattr(embedder, "model", None)},
-           "agents": {k: {"pk": a.pk, "name": sides[k].name} for k, a in zip(("p1", "p2"), agent_profiles)},
-           "arm_names": {k: sd.arm_names for k, sd in sides.items()}, "turns": turns, "n_turns": len(turns),
-           "terminated_by": terminated_by, "final": final, "ledger": episode_ledger(client, episode_id, attempt),
-           "duration_s": round(time.time() - t0, 3)}
-    if save_log: _save_episode_log(env, agents, models, final, tag, episode_id)
-    return EpisodeResult(rec, {k: sd.bandit for k, sd in sides.items() if sd.bandit is not None})
+    with episode_scope(client, episode_id, tag, attempt) as errors:
+        ep = await _play(await Episode.setup(combo, cfg, embedder, client, episode_id, tag, attempt, init_states, errors), on_turn)
+        rec = ep.record()
+        if save_log: _save_episode_log(ep.env, ep.agents, ep.models, rec["final"], tag, episode_id)
+    return EpisodeResult(rec, ep.bandits)
 
 # %% ../nbs/10_episode.ipynb #c522ad98
 def _proposer(client, model, cfg, t, key):

@@ -253,6 +253,9 @@ class Profile:
     first_arm: int|None = None      # arm forced at turn 1 (reference: 0), None = bandit selects
     credit: str = "actor"           # "actor": only the acting agent's bandit records; "both": both do
     terminal_reward: bool = False   # record the terminal judge's raw score as a reward (reference)
+    reward_timing: str = "after_reply" # "after_reply": the arm of turn t earns its agent's score after turn t+1 (Alg. 1); "own": after turn t
+    select_for: str = "actor"       # "actor": only the speaker selects; "both": every optimized agent re-selects each turn (reference)
+    skip_zero_reward: bool = False  # a reward of exactly 0 is not learned from (the reference's failed-call guard)
 
     def __post_init__(self):
         if self.context_timing not in ("pre", "post"):
@@ -260,11 +263,18 @@ class Profile:
         if self.credit not in ("actor", "both"): raise ConfigError(f"credit must be 'actor' or 'both', got {self.credit!r}")
         if self.first_arm is not None and int(self.first_arm) < 0:
             raise ConfigError(f"first_arm must be None or an arm index >= 0, got {self.first_arm!r}")
+        if self.reward_timing not in ("own", "after_reply"):
+            raise ConfigError(f"reward_timing must be 'own' or 'after_reply', got {self.reward_timing!r}")
+        if self.select_for not in ("actor", "both"): raise ConfigError(f"select_for must be 'actor' or 'both', got {self.select_for!r}")
+        if self.reward_timing == "after_reply" and (self.credit, self.select_for) != ("actor", "actor"):
+            raise ConfigError("reward_timing 'after_reply' needs credit='actor' and select_for='actor' "
+                              f"(got credit={self.credit!r}, select_for={self.select_for!r})")
 
     def to_dict(self) -> dict: return asdict(self)
 
 PROFILES = {"paper": Profile("paper"),
-            "reference": Profile("reference", context_timing="post", first_arm=0, credit="both", terminal_reward=True)}
+            "reference": Profile("reference", context_timing="post", first_arm=0, credit="both", terminal_reward=True,
+                                 reward_timing="own", select_for="both", skip_zero_reward=True)}
 
 def get_profile(name:str|Profile="paper") -> Profile:
     "The execution profile called `name` (a Profile passes through)."
