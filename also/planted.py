@@ -194,8 +194,13 @@ def strategy_key(text:str) -> str:
 TAG_RE = re.compile(r"\[planted arm=(\S+) model=(\w+) turn=(\d+) nonce=(\d+)\]")
 _STRATEGY_LINE = re.compile(rf"^{re.escape(STRATEGY_HEADER)} (.*)$", re.M)
 
-def _nonce(kind:str, prompt:str, seed) -> int:
-    return derive_seed("planted", kind, seed, hashlib.sha256(prompt.encode()).hexdigest()) % NONCES
+def _digest(text:str) -> str:
+    "sha256 of `text`, fed in pieces under 2 kB: hashlib then keeps the GIL (re-taking it costs milliseconds when other threads run)."
+    h, b = hashlib.sha256(), text.encode()
+    for i in range(0, len(b), 1024): h.update(b[i:i + 1024])
+    return h.hexdigest()
+
+def _nonce(kind:str, prompt:str, seed) -> int: return derive_seed("planted", kind, seed, _digest(prompt)) % NONCES
 
 def agent_reply(prompt:str, # a Sotopia agent prompt
                 model:str="planted", # the agent's model name (its strength)
@@ -238,7 +243,7 @@ def _scenario(prompt:str) -> str:
     if not (m := re.search(r"^Scenario: (.*)$", prompt, re.M)): raise PlantedError("no 'Scenario:' line in the judge prompt")
     return m[1]
 
-def _rng(kind, prompt, seed): return np.random.default_rng(derive_seed("planted", kind, seed, hashlib.sha256(prompt.encode()).hexdigest()))
+def _rng(kind, prompt, seed): return np.random.default_rng(derive_seed("planted", kind, seed, _digest(prompt)))
 
 def turn_judgement(world:PlantedWorld, prompt:str, seed:int|None=None) -> dict:
     "A per-turn judge reply (`also.reward.judge_schema` of the prompt's mode) scoring the latest utterance of each agent."
