@@ -12,7 +12,7 @@ from .core import ConfigError, DataError
 from .bandits.base import get_profile
 from .metrics import Runs, load_episodes, method_label, run_tags
 from .runs import RunConfig
-from .planted import (planted_world, parse_planted, is_planted, scenario_of, expected_overall, best_fixed_arm)
+from .planted import (STRENGTHS, planted_world, parse_planted, is_planted, scenario_of, expected_overall, best_fixed_arm)
 
 # %% auto #0
 __all__ = ['UNITS', 't95', 'mean_ci', 'run_plan', 'is_planted_run', 'run_truth', 'episode_scores', 'run_label', 'recovery_table',
@@ -42,7 +42,8 @@ def _opt(cfg:dict) -> tuple: return () if cfg.get("method") == "original" else \
 
 def run_plan(cfg:dict) -> list[tuple[str, str, int]]:
     "(episode_id, combo_pk, rep) of every episode a stored run planned."
-    return RunConfig.from_dict({**cfg, "init_bandits": None}).plan()
+    # saved-bandit paths need not exist any more to list the plan; save_bandits is not stored (an operational knob)
+    return RunConfig.from_dict({**cfg, "init_bandits": None, "save_bandits": bool(cfg.get("carry_bandits"))}).plan()
 
 def is_planted_run(cfg:dict) -> bool:
     "Whether a stored run's terminal judge is a planted-world model."
@@ -151,12 +152,16 @@ def gains(table:pd.DataFrame, # a `recovery_table`
     return pd.DataFrame(rows)
 
 def cross_model_order(table:pd.DataFrame) -> pd.DataFrame:
-    "P1's final Overall per (P1 model, P2 model) and method in the cross-model runs, with the planted value and rank."
+    "P1's final Overall per (P1 model, P2 model) and method in the cross-model runs: measured, planted (when fixed) and both ranks."
     t = table[(table.experiment == "cross") & (table.unit == "p1")]
     cols = ["method", "p1_model", "p2_model", "n", "mean", "se", "lo", "hi", "truth", "truth_in_ci"]
     out = t[cols].copy()
-    key = lambda r: parse_planted(r.p1_model)[1] + "/" + parse_planted(r.p2_model)[1]
-    out["pair"] = [key(r) for r in t.itertuples()] if len(t) else []
-    out["planted_rank"] = out.groupby("method")["truth"].rank(ascending=False) if len(out) else []
-    out["measured_rank"] = out.groupby("method")["mean"].rank(ascending=False) if len(out) else []
+    if not len(out): return out.assign(pair=[], strength_offset=[], planted_rank=[], measured_rank=[])
+    st = [(parse_planted(a)[1], parse_planted(b)[1]) for a, b in zip(t.p1_model, t.p2_model)]
+    w = planted_world("planted")
+    out["pair"] = [f"{a}/{b}" for a, b in st]
+    # the planted order holds for every method: P1's latent value moves by its own strength minus kappa x the opponent's
+    out["strength_offset"] = [STRENGTHS[a] - w.cfg.opp_weight * STRENGTHS[b] for a, b in st]
+    out["planted_rank"] = out.groupby("method")["strength_offset"].rank(ascending=False, method="min")
+    out["measured_rank"] = out.groupby("method")["mean"].rank(ascending=False, method="min")
     return out.sort_values(["method", "planted_rank"], ignore_index=True)
