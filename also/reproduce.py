@@ -24,7 +24,7 @@ EXPERIMENTS = ("exp_main", "exp_ablation", "exp_bilateral", "exp_cross_model", "
 
 def profiles_dir() -> Path: return Path(str(resources.files("also") / "data" / "profiles"))
 
-def load_profile(name:str, # a shipped profile name (smoke, paper, ci) or a path to a YAML file
+def load_profile(name:str, # a shipped profile name (smoke, paper, ci, planted) or a path to a YAML file
                 ) -> dict:
     "A validated profile: {'name', 'description', 'models', 'experiments': {notebook: params}}."
     import yaml
@@ -161,7 +161,7 @@ def reproduce(profile:str|None=None,            # profile name or YAML path (Non
 def reproduce_cli(argv:list|None=None) -> dict:
     "`also reproduce [--profile NAME]`."
     p = argparse.ArgumentParser(prog="also reproduce", description="Run a profile of experiments, then every table and figure.")
-    p.add_argument("--profile", help="smoke, paper, ci or a YAML path (default: smoke with the embedded model, paper otherwise)")
+    p.add_argument("--profile", help="smoke, paper, ci, planted or a YAML path (default: smoke with the embedded model, paper otherwise)")
     p.add_argument("--results", help="results folder (default: [paths] results)")
     p.add_argument("--out", help="figures folder (default: [paths] figures)")
     p.add_argument("--executed", help="executed notebooks folder (default: [paths] executed)")
