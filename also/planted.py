@@ -5,7 +5,7 @@
 # %% ../nbs/06c_planted.ipynb #7f98f9ca
 from __future__ import annotations
 import functools, hashlib, json, re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import numpy as np
 from .core import AlsoError, ConfigError, DIMENSIONS, derive_seed
 from .spaces import SPACES, MODE_SEP, STRATEGY_HEADER, load_space

@@ -8,7 +8,7 @@ import json, math
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import ConfigError, DataError
+from .core import DataError
 from .bandits.base import get_profile
 from .metrics import Runs, load_episodes, method_label, run_tags
 from .runs import RunConfig
