@@ -5,6 +5,7 @@
 # %% ../nbs/16_reproduce.ipynb #5a4b5eca
 from __future__ import annotations
 import argparse, time
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from .core import AlsoError, ConfigError, DataError, Settings
@@ -15,15 +16,15 @@ from .report import run_notebook, report, select_tags, results_path, out_path
 
 # %% auto #0
 __all__ = ['EXPERIMENTS', 'ABLATIONS', 'profiles_dir', 'load_profile', 'default_profile', 'episode_models', 'make_run',
-           'main_runs', 'ablation_runs', 'bilateral_runs', 'cross_model_runs', 'generalization_split',
+           'main_runs', 'ablation_runs', 'bilateral_runs', 'control_runs', 'cross_model_runs', 'generalization_split',
            'run_generalization', 'reproduce', 'reproduce_cli']
 
 # %% ../nbs/16_reproduce.ipynb #ac0b2588
-EXPERIMENTS = ("exp_main", "exp_ablation", "exp_bilateral", "exp_cross_model", "exp_generalization", "exp_beyond")
+EXPERIMENTS = ("exp_main", "exp_ablation", "exp_bilateral", "exp_cross_model", "exp_generalization", "exp_beyond", "exp_control")
 
 def profiles_dir() -> Path: return Path(str(resources.files("also") / "data" / "profiles"))
 
-def load_profile(name:str, # a shipped profile name (smoke, paper, ci) or a path to a YAML file
+def load_profile(name:str, # a shipped profile name (smoke, paper, ci, planted) or a path to a YAML file
                 ) -> dict:
     "A validated profile: {'name', 'description', 'models', 'experiments': {notebook: params}}."
     import yaml
@@ -56,7 +57,13 @@ def episode_models(models:dict|None) -> dict:
 def make_run(profile:str, exp:str, what:str, method:str="also", optimize:str="both", split:str="hard_small",
              episodes:int|None=None, turns:int=20, judge_mode:str="full", models:dict|None=None, seed:int=0,
              concurrency:int=4, bandit_options:dict|None=None, extra:dict|None=None, **kw) -> RunConfig:
-    "One run of an experiment."
+    "One run of an experiment (method `oracle`: the planted world's best fixed arm per scenario)."
+    if method == "oracle":
+        from also.planted import oracle_options
+        r = make_run(profile, exp, what, "fixed", optimize, split, episodes, turns, judge_mode, models, seed, concurrency,
+                     bandit_options, extra, **kw)
+        pks = list(dict.fromkeys(pk for _, pk, _ in r.plan()))
+        return replace(r, combo_options=oracle_options(pks, turns, r.episode.models, r.episode.strategy_space))
     ep = EpisodeConfig(method, "none" if method == "original" else optimize, max_turns=turns, judge_mode=judge_mode,
                        seed=seed, bandit_options=dict(bandit_options or {}), models=episode_models(models),
                        learn=kw.pop("learn", True))
@@ -78,6 +85,11 @@ def bilateral_runs(profile, **kw) -> list[RunConfig]:
     "Bilateral vs unilateral: ALSO for p1 only, p2 only, both; Original as reference."
     return [make_run(profile, "bilateral", "original", "original", **kw)] + \
            [make_run(profile, "bilateral", f"also-{o}", "also", optimize=o, **kw) for o in ("p1", "p2", "both")]
+
+def control_runs(profile, methods=("original", "also"), models=None, control_models=None, **kw) -> list[RunConfig]:
+    "The synthetic control: methods of Table 2 in another world (`control_models` over the profile's, e.g. the planted flat world)."
+    ms = {**(models or {}), **(control_models or {})}
+    return [make_run(profile, "control", m, m, models=ms, **kw) for m in methods]
 
 def cross_model_runs(profile, pairs=(), models=None, **kw) -> list[RunConfig]:
     "Heterogeneous pairs: for each (p1 model, p2 model), Original and ALSO (both agents optimized)."
@@ -149,7 +161,7 @@ def reproduce(profile:str|None=None,            # profile name or YAML path (Non
 def reproduce_cli(argv:list|None=None) -> dict:
     "`also reproduce [--profile NAME]`."
     p = argparse.ArgumentParser(prog="also reproduce", description="Run a profile of experiments, then every table and figure.")
-    p.add_argument("--profile", help="smoke, paper, ci or a YAML path (default: smoke with the embedded model, paper otherwise)")
+    p.add_argument("--profile", help="smoke, paper, ci, planted or a YAML path (default: smoke with the embedded model, paper otherwise)")
     p.add_argument("--results", help="results folder (default: [paths] results)")
     p.add_argument("--out", help="figures folder (default: [paths] figures)")
     p.add_argument("--executed", help="executed notebooks folder (default: [paths] executed)")

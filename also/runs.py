@@ -20,7 +20,7 @@ __all__ = ['RUN_KEYS', 'RunConfig', 'append_jsonl', 'read_episodes', 'resolved_m
            'run_parser', 'run_config_from_args', 'run_cli', 'bench_concurrency', 'bench_concurrency_cli']
 
 # %% ../nbs/11_runs.ipynb #28e68a6d
-RUN_KEYS = ("split", "episodes", "reps", "combos", "carry_bandits")     # with the episode config: what defines a run's results
+RUN_KEYS = ("split", "episodes", "reps", "combos", "carry_bandits", "combo_options")     # with the episode config: what defines a run's results
 
 @dataclass
 class RunConfig:
@@ -36,6 +36,7 @@ class RunConfig:
     init_bandits: dict|None = None            # {"p1": path, "p2": path}: start every episode from saved states
     combos: list|None = None                  # explicit combo pks (instead of the split's), e.g. a train/test partition
     carry_bandits: bool = False               # one bandit per agent across the episodes (sequential; needs save_bandits)
+    combo_options: dict|None = None           # {combo_pk: {bandit option: value}} over the episode's bandit_options, e.g. a per-scenario arm
     extra: dict = field(default_factory=dict) # labels for reports (variant, generalization, reproduce_profile, ...)
 
     def __post_init__(self):
@@ -54,12 +55,23 @@ class RunConfig:
         for k, p in (self.init_bandits or {}).items():
             if k not in ("p1", "p2"): raise ConfigError(f"init_bandits keys are p1/p2, got {k!r}")
             if not Path(p).is_file(): raise ConfigError(f"init_bandits[{k!r}]: no saved bandit at {p}")
+        if self.combo_options is not None:
+            if self.episode.method == "original": raise ConfigError("combo_options set bandit options: method 'original' has no bandit")
+            known = load_data().combos
+            for pk, o in self.combo_options.items():
+                if pk not in known: raise ConfigError(f"combo_options: unknown combo pk {pk!r}")
+                if not isinstance(o, dict): raise ConfigError(f"combo_options[{pk!r}] must be a dict of bandit options, got {o!r}")
 
     def plan(self) -> list[tuple[str, str, int]]:
         "(episode_id, combo_pk, rep) of every planned episode, in order."
         pks = list(self.combos) if self.combos is not None else split_combos(load_data(), self.split)
         pks = pks[: self.episodes] if self.episodes else pks
         return [(f"{pk}#{r}", pk, r) for r in range(self.reps) for pk in pks]
+
+    def episode_config(self, pk:str, rep:int) -> EpisodeConfig:
+        "The configuration of one planned episode: its own seed, and the combo's bandit options if any."
+        opts = {**self.episode.bandit_options, **(self.combo_options or {}).get(pk, {})}
+        return EpisodeConfig(**{**self.episode.to_dict(), "seed": derive_seed(self.episode.seed, pk, rep), "bandit_options": opts})
 
     def to_dict(self) -> dict:
         "The flat form stored in run_config.json (what also.metrics reads)."
@@ -180,7 +192,7 @@ async def run_batch(run:RunConfig,                 # what to run
 
     async def one(eid, pk, rep):
         async with sem:
-            cfg = EpisodeConfig(**{**run.episode.to_dict(), "seed": derive_seed(run.episode.seed, pk, rep)})
+            cfg = run.episode_config(pk, rep)
             errs = []
             for attempt in range(int(run.retries) + 1):
                 seen = []

@@ -11,9 +11,9 @@ from pathlib import Path
 from .core import DIMENSIONS
 
 # %% auto #0
-__all__ = ['OPTIMIZER_RE', 'FAULT_KINDS', 'agent_action', 'judge_evaluations', 'fill_schema', 'prompt_text', 'ScriptedLLM',
-           'Faults', 'completion_body', 'apply_content_fault', 'embeddings_body', 'ScriptedServer', 'ScriptedProvider',
-           'register_scripted', 'scripted_provider']
+__all__ = ['OPTIMIZER_RE', 'MODEL_POLICIES', 'FAULT_KINDS', 'agent_action', 'judge_evaluations', 'fill_schema', 'prompt_text',
+           'ScriptedLLM', 'model_policy', 'scripted_reply', 'Faults', 'completion_body', 'apply_content_fault',
+           'embeddings_body', 'ScriptedServer', 'ScriptedProvider', 'register_scripted', 'scripted_provider']
 
 # %% ../nbs/06b_scripted.ipynb #40acd738
 def _h(text:str) -> int: return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
@@ -90,6 +90,27 @@ class ScriptedLLM:
         if OPTIMIZER_RE.search(p):
             return f"Strategy {_h(p) % 1000:03d}: acknowledge the other side's needs, then propose a concrete trade-off."
         return f"scripted reply {_h(p) % 10**6:06d}"
+
+# %% ../nbs/06b_scripted.ipynb #9e4b21f0
+MODEL_POLICIES = {"planted": "also.planted:planted_reply"}   # model-name prefix -> "module:function(messages, schema, model, seed)"
+
+def model_policy(model:str|None): # a model name, with or without a provider prefix
+    "The reply function `MODEL_POLICIES` gives a model name, or None."
+    import importlib
+    name = str(model or "").split("@")[0].rsplit("/", 1)[-1]
+    for prefix, ref in MODEL_POLICIES.items():
+        if name == prefix or name.startswith(prefix + "-"):
+            mod, fn = ref.split(":"); return getattr(importlib.import_module(mod), fn)
+    return None
+
+def scripted_reply(llm, # the default policy (a ScriptedLLM or anything with `.reply(messages, schema)`)
+                   messages:list, schema:dict|None=None,
+                   model:str|None=None, # the requested model name
+                   seed:int|None=None,  # the request's seed
+                  ) -> str:
+    "The reply to one request: the policy the model name selects, else `llm`'s."
+    if (policy := model_policy(model)) is not None: return policy(messages, schema, model, seed)
+    return llm.reply(messages, schema)
 
 # %% ../nbs/06b_scripted.ipynb #eae96044
 FAULT_KINDS = ("500", "429", "timeout", "malformed", "bad_body", "truncated")
@@ -220,7 +241,8 @@ def _handler(server:ScriptedServer):
             if kind == "bad_body": return self._send(200, b'{"id": "x", "choices": [')
             if self.path.rstrip("/").endswith("/embeddings"): return self._send(200, json.dumps(embeddings_body(body)).encode())
             msgs = body.get("messages", [])
-            content, fr = apply_content_fault(server.llm.reply(msgs, _schema_of(body.get("response_format"))), fault)
+            reply = scripted_reply(server.llm, msgs, _schema_of(body.get("response_format")), body.get("model"), body.get("seed"))
+            content, fr = apply_content_fault(reply, fault)
             self._send(200, json.dumps(completion_body(content, body.get("model", "scripted"), msgs, fr)).encode())
     return H
 
@@ -245,7 +267,8 @@ class ScriptedProvider(CustomLLM):
         op = kwargs.get("optional_params") or {}
         msgs = kwargs["messages"]
         self.requests.append({"model": kwargs["model"], "messages": msgs, **{k: v for k, v in op.items() if k != "response_format"}})
-        content, fr = apply_content_fault(self.llm.reply(msgs, _schema_of(op.get("response_format"))), kwargs["_fault"])
+        reply = scripted_reply(self.llm, msgs, _schema_of(op.get("response_format")), kwargs["model"], op.get("seed"))
+        content, fr = apply_content_fault(reply, kwargs["_fault"])
         return ModelResponse(**completion_body(content, kwargs["model"], msgs, fr))
 
     def completion(self, *args, **kwargs) -> ModelResponse:
