@@ -177,7 +177,7 @@ async def run_batch(run:RunConfig,                 # what to run
     t0, stats = time.time(), {"completed": 0, "failed": 0, "retried": 0, "cost": 0.0}
     bar = _progress(len(todo), f"{run.tag}: episodes", "ep", progress)
     tbar = _progress(len(todo) * run.episode.max_turns, "turns", "turn", progress, position=1)
-    sem, lock = asyncio.Semaphore(1 if run.carry_bandits else int(run.concurrency)), asyncio.Lock()
+    sem, lock, halt = asyncio.Semaphore(1 if run.carry_bandits else int(run.concurrency)), asyncio.Lock(), asyncio.Event()
     carried = dict(init)
     if run.carry_bandits and done:       # resume a carried run from the last stored episode's bandits
         last = [e for e in read_episodes(d/"episodes.jsonl") if e.get("bandit_state")][-1]
@@ -185,6 +185,7 @@ async def run_batch(run:RunConfig,                 # what to run
 
     async def one(eid, pk, rep):
         async with sem:
+            if halt.is_set(): return              # a ConfigError is stopping the batch: start nothing more
             cfg = EpisodeConfig(**{**run.episode.to_dict(), "seed": derive_seed(run.episode.seed, pk, rep)})
             errs = []
             for attempt in range(int(run.retries) + 1):
@@ -194,7 +195,7 @@ async def run_batch(run:RunConfig,                 # what to run
                                             carried if run.carry_bandits else init,
                                             on_turn=lambda r: (seen.append(r), tbar.update(1)), attempt=attempt)
                     break
-                except ConfigError: raise         # the same in every episode: it stops the batch, never retried
+                except ConfigError: halt.set(); raise   # the same in every episode: it stops the batch, never retried
                 except Exception as e:            # cancellation and Ctrl-C are BaseExceptions: they propagate
                     errs.append(describe(e)); tbar.update(-len(seen))
                     if attempt < int(run.retries): stats["retried"] += 1

@@ -1,4 +1,4 @@
-"`also reproduce --profile ci`: every experiment and figure notebook through papermill with the scripted LLM."
+"`also reproduce --experiment-profile ci`: every experiment and figure notebook through papermill with the scripted LLM."
 import json
 import pytest
 from also.core import ConfigError
