@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "run":       ("also.runs:run_cli", "run (or resume) a batch of Sotopia episodes with a strategy optimizer"),
     "reproduce": ("also.reproduce:reproduce_cli", "run a named profile of experiments, then all tables and figures"),
     "report":    ("also.report:report_cli", "regenerate every table and figure from stored results"),
+    "export":    ("also.results:export_cli", "write stored runs as tidy parquet tables (finals, turns, arms, ledger, episodes)"),
     "bench":     ("also.cli:bench_cli", "benchmarks: decision (bandit speed), llm (local model), concurrency (runner)"),
     "synthetic": ("also.synthetic:synthetic_cli", "the synthetic bandit benchmark with ground truth (no LLM)"),
     "doctor":    ("also.doctor:doctor_cli", "check the installation: local model, embeddings, storage, configured models"),
