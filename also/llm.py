@@ -326,21 +326,25 @@ def _format_param(cls) -> dict: return litellm.utils.type_to_response_format_par
 
 def response_format_as(rf, # a pydantic class or a response_format dict
                        form:str="json_schema", # "json_schema" (OpenAI, vLLM, llama-server, Ollama) or "json_object" (llama-cpp-python)
+                       prompt:str="", # the request's text (llama-cpp-python's form reads fixed keys from it)
                       ):
     "`rf` in the structured-output form a server accepts (anything else passes unchanged)."
     if isinstance(rf, type): rf = _format_param(rf)
     if not isinstance(rf, dict) or rf.get("type") not in ("json_schema", "json_object"): return rf
+    if form == "json_object":              # llama-cpp-python: the in-process provider's converter, which also makes
+        from also.local_llm import llama_response_format   # integer ranges and string lengths enforceable by its grammar
+        return llama_response_format(rf, prompt)
     schema = _schema_dict(rf)
-    if form == "json_object": return {"type": "json_object", **({"schema": schema} if schema else {})}
     if rf["type"] == "json_schema" or not schema: return rf
     return {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
 
 def chat_body(spec:ModelSpec, messages:list, params:dict, form:str="json_schema") -> dict:
     "The request body: the server's model name, the messages, the OpenAI parameters (`response_format` in `form`)."
     body = {"model": spec.model.split("/", 1)[1], "messages": messages}
+    text = lambda: "\n".join(m["content"] for m in messages if isinstance(m.get("content"), str))
     for k, v in params.items():
         if k not in _LITELLM_ONLY and v is not None:
-            body[k] = response_format_as(v, form) if k == "response_format" else v
+            body[k] = response_format_as(v, form, text() if form == "json_object" else "") if k == "response_format" else v
     return body
 
 # %% ../nbs/06_llm.ipynb #f088e667

@@ -18,10 +18,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    "`python -m llama_cpp.server` (the [server] extra of llama-cpp-python) serving SmolLM2-135M as `smollm2`."
+    "`python -m llama_cpp.server` (the [server] extra of llama-cpp-python) serving SmolLM2-135M as `structured-smollm2`."
     port, log = free_port(), tmp_path_factory.mktemp("srv") / "server.log"
     with open(log, "w") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf_path()), "--model_alias", "smollm2",
+        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf_path()), "--model_alias", "structured-smollm2",
                                  "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2"],
                                 stdout=f, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
@@ -43,11 +43,14 @@ def server(tmp_path_factory):
 
 
 def test_episode_batch_through_a_real_server(server, tmp_path):
-    "2 episodes x 3 turns of ALSO, agents, per-turn judge and terminal judge all on the server; the structured-output form is found."
-    m = f"custom/smollm2@{server}"
+    """2 episodes x 3 turns of ALSO, agents, per-turn judge and terminal judge all on the server; the structured-output form is found.
+    The name starts with `structured-`: Sotopia then asks the terminal judge for schema-constrained JSON too (a 135M model
+    asked for free text rambles until its context is full)."""
+    m = f"custom/structured-smollm2@{server}"
     (tmp_path / "settings.ini").write_text(f"[paths]\nresults = {tmp_path}/results\ncache = {tmp_path}/cache\nsotopia_store = {tmp_path}/store\n")
     client = LLMClient(models={p: m for p in ("agent", "turn_judge", "terminal_judge", "optimizer")} | {"embedding": "fake/16"},
-                       ledger=Ledger(tmp_path / "ledger.jsonl", run="real"), backoff=0.1)
+                       ledger=Ledger(tmp_path / "ledger.jsonl", run="real"), backoff=0.1,
+                       timeout=900)     # one generation at a time on 2 shared cores: a timed-out request would keep the server busy
     run = RunConfig("real", EpisodeConfig("also", max_turns=3, judge_mode="scores"), episodes=2, concurrency=1)
     t0 = time.time()
     s = run_sync(run_batch(run, tmp_path / "results", client=client, embedder=EmbeddingClient("fake/16", ledger=client.ledger),
