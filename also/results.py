@@ -85,6 +85,7 @@ SCHEMA = {
     "dims": (_REQ, "{p1, p2: {7 dimensions: raw judge score}}; null like reward"),
     "events": (_OPT, "prompt optimizers: {p1, p2: [the step's proposals: kind, arm, parents, text, calls, ...]}"),
     "explore": (_OPT, "`deadlock` when the arm was forced at random after a detected deadlock"),
+    "credit": (_OPT, "{p1, p2: what the agent's bandit learned this turn: {arm, arm_turn, context_turn, reward, updated}} (the runner's reward timing)"),
   }),
   "failure": ("<tag>/failures.jsonl", "an episode that failed after its retries (a re-run tries it again)", {
     "format": (_REQ, "`also.failure/1`"),
