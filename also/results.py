@@ -121,7 +121,7 @@ SCHEMA = {
     "cost_usd": (_REQ, "cost over the stored episodes"), "mean_overall": (_REQ, "mean final overall over agents and episodes"),
     "models": (_REQ, "model of every role"),
   }),
-  "bandit": ("<tag>/bandits/<episode>.<p1|p2>.json", "a saved bandit (`also.bandits.base.save_bandit`); arrays as {__ndarray__, dtype, shape}", {
+  "bandit": ("<tag>/bandits/<episode>.<p1|p2>.json", "a saved bandit (`also.bandits.base.save_bandit`); arrays as `{'__ndarray__': [...], 'dtype': ..., 'shape': [...]}`", {
     "format": (_REQ, "`also.bandit/1`"),
     "module": (_REQ, "the bandit class's module (`also.bandits.*`)"), "cls": (_REQ, "its class name"),
     "options": (_REQ, "its constructor options"), "state": (_REQ, "its `state_dict()`"),
@@ -162,15 +162,16 @@ def check_run(run_dir:Path|str, # a run folder <results>/<tag>
 # %% ../nbs/12a_results.ipynb #9d7dbb10
 def format_doc() -> str:
     "The results layout and every record type as Markdown (EPISODE-FORMAT.md)."
+    esc = lambda x: str(x).replace("|", "\\|")          # a pipe inside a table cell
     out = ["# Results format", "", "Generated from `also.results.SCHEMA` (`nbs/12a_results.ipynb`) by `also.results.write_format_doc()`;",
            "do not edit by hand. Read stored runs with `also.metrics.load_episodes(results_dir)`, or export them with",
            "`also export` (parquet tables: finals, turns, arms, ledger, episodes).", "",
            "## Files", "", "| record | file | what | format |", "| --- | --- | --- | --- |"]
-    out += [f"| [{k}](#{k}) | `{f}` | {what} | `{RECORD_FORMATS[k]}` |" if k in RECORD_FORMATS else f"| [{k}](#{k}) | {f} | {what} | (its episode's) |"
+    out += [f"| [{k}](#{k}) | `{esc(f)}` | {esc(what)} | `{RECORD_FORMATS[k]}` |" if k in RECORD_FORMATS else f"| [{k}](#{k}) | {esc(f)} | {esc(what)} | (its episode's) |"
             for k, (f, what, _) in SCHEMA.items()]
     for k, (f, what, fields) in SCHEMA.items():
         out += ["", f"## {k}", "", f"`{f}`: {what}.", "", "| field | required | meaning |", "| --- | --- | --- |"]
-        out += [f"| `{n}` | {'yes' if req else 'no'} | {d} |" for n, (req, d) in fields.items()]
+        out += [f"| `{n}` | {'yes' if req else 'no'} | {esc(d)} |" for n, (req, d) in fields.items()]
     return "\n".join(out) + "\n"
 
 def write_format_doc(path:Path|str|None=None) -> Path:
