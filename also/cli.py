@@ -5,7 +5,7 @@
 # %% ../nbs/90_cli.ipynb #7f5d3d6d
 from __future__ import annotations
 import importlib, sys
-from .core import AlsoError, ConfigError
+from .core import AlsoError, ConfigError, CommandFailed
 
 # %% auto #0
 __all__ = ['SUBCOMMANDS', 'BENCHES', 'bench_cli', 'main']
@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "run":       ("also.runs:run_cli", "run (or resume) a batch of Sotopia episodes with a strategy optimizer"),
     "reproduce": ("also.reproduce:reproduce_cli", "run a named profile of experiments, then all tables and figures"),
     "report":    ("also.report:report_cli", "regenerate every table and figure from stored results"),
+    "export":    ("also.results:export_cli", "write stored runs as tidy parquet tables (finals, turns, arms, ledger, episodes)"),
     "bench":     ("also.cli:bench_cli", "benchmarks: decision (bandit speed), llm (local model), concurrency (runner)"),
     "synthetic": ("also.synthetic:synthetic_cli", "the synthetic bandit benchmark with ground truth (no LLM)"),
     "doctor":    ("also.doctor:doctor_cli", "check the installation: local model, embeddings, storage, configured models"),
@@ -27,8 +28,12 @@ BENCHES = {"decision": "also.bandits.bench:bench_decision_cli", "llm": "also.loc
 def bench_cli(argv:list|None=None):
     "`also bench <decision|llm|concurrency> [options]`."
     argv = list(argv or [])
+    usage = f"usage: also bench {{{'|'.join(BENCHES)}}} [options]"
+    if argv[:1] in (["-h"], ["--help"]):
+        print(f"{usage}\n\n{SUBCOMMANDS['bench'][1]}\n`also bench <name> --help` for the options of one.")
+        return None
     if not argv or argv[0] not in BENCHES:
-        raise ConfigError(f"usage: also bench {{{'|'.join(BENCHES)}}} [options]" + (f" (unknown benchmark {argv[0]!r})" if argv and argv[0] not in ("-h", "--help") else ""))
+        raise ConfigError(usage + (f" (unknown benchmark {argv[0]!r})" if argv else ""))
     mod, fn = BENCHES[argv[0]].split(":")
     return getattr(importlib.import_module(mod), fn)(argv[1:])
 
@@ -40,18 +45,25 @@ def _resolve(cmd:str):
 def _usage() -> str:
     w = max(map(len, SUBCOMMANDS))
     return "usage: also <command> [options]\n\ncommands:\n" + "\n".join(
-        f"  {k:<{w}}  {h}" for k, (_, h) in SUBCOMMANDS.items()) + "\n\n`also <command> --help` for its options."
+        f"  {k:<{w}}  {h}" for k, (_, h) in SUBCOMMANDS.items()) + "\n\n`also <command> --help` for its options, `also --version` for the version."
+
+def _one_line(e:BaseException) -> str: return " ".join(str(e).split())
 
 def main(argv:list|None=None) -> int:
-    "Entry point of the `also` console script."
+    "Entry point of the `also` console script: the exit status (0 done, 1 done but failed, 2 refused or stopped)."
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"): print(_usage()); return 0
+    if argv[0] in ("-V", "--version"):
+        from also import __version__
+        print(f"also {__version__}"); return 0
     cmd, rest = argv[0], argv[1:]
     if cmd not in SUBCOMMANDS:
         print(f"also: unknown command {cmd!r}\n\n{_usage()}", file=sys.stderr); return 2
     try: _resolve(cmd)(rest)
+    except CommandFailed as e:
+        print(f"also {cmd}: {_one_line(e)}", file=sys.stderr); return 1
     except AlsoError as e:
-        print(f"also {cmd}: error: {e}", file=sys.stderr); return 2
+        print(f"also {cmd}: error: {_one_line(e)}", file=sys.stderr); return 2
     except KeyboardInterrupt:
         print(f"also {cmd}: interrupted", file=sys.stderr); return 130
     return 0

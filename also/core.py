@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DEFAULT_SETTINGS', 'DIMENSIONS', 'AlsoError', 'ConfigError', 'DataError', 'find_settings', 'Settings', 'derive_seed',
-           'package_file']
+__all__ = ['DEFAULT_SETTINGS', 'DIMENSIONS', 'AlsoError', 'ConfigError', 'DataError', 'CommandFailed', 'find_settings',
+           'Settings', 'renamed_flag', 'derive_seed', 'package_file']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
 class AlsoError(Exception):
@@ -21,6 +21,9 @@ class ConfigError(AlsoError, ValueError):
 
 class DataError(AlsoError):
     "A shipped or stored data file is missing, corrupt or inconsistent."
+
+class CommandFailed(AlsoError):
+    "A command ran to its end and printed its result, and the result is a failure (the CLI exits 1)."
 
 # %% ../nbs/00_core.ipynb #37696ca3
 DEFAULT_SETTINGS = {
@@ -72,10 +75,28 @@ class Settings:
         except KeyError: raise ConfigError(f"no setting [{section}] {key}; known: "
                                            f"{ {s: sorted(v) for s, v in self.values.items()} }") from None
 
+    def int(self, section:str, key:str) -> int:
+        "An integer setting, or a `ConfigError` naming it."
+        v = self.get(section, key)
+        try: return int(v)
+        except ValueError: raise ConfigError(f"[{section}] {key} must be an integer, got {v!r}") from None
+
     def path(self, key:str) -> Path:
         "A `[paths]` entry as an absolute path."
         p = Path(self.get("paths", key)).expanduser()
         return p if p.is_absolute() else self.root/p
+
+# %% ../nbs/00_core.ipynb #7d48edcc
+def renamed_flag(parser, # an argparse.ArgumentParser
+                 old:str, # the old spelling, e.g. "--profile"
+                 new:str, # its successor, e.g. "--execution-profile"
+                 what:str, # what the successor means
+                ):
+    "Keep `old` as a hidden flag whose use raises a `ConfigError` naming `new`."
+    import argparse
+    class Renamed(argparse.Action):
+        def __call__(self, *a, **kw): raise ConfigError(f"{old} was renamed {new} ({what})")
+    parser.add_argument(old, action=Renamed, nargs="?", help=argparse.SUPPRESS)
 
 # %% ../nbs/00_core.ipynb #e9060e3d
 def derive_seed(*parts) -> int:

@@ -8,7 +8,7 @@ import argparse, asyncio, json, os, sys, time, traceback, urllib.request
 from pathlib import Path
 from pydantic import BaseModel, Field
 from typing import Literal
-from .core import AlsoError, Settings
+from .core import AlsoError, CommandFailed, Settings
 from .llm import LLMClient, Ledger, PURPOSES, drain_llm_layer, parse_model_spec, run_sync
 
 # %% auto #0
@@ -148,4 +148,5 @@ def doctor_cli(argv:list|None=None): # command-line arguments (default: sys.argv
             print(_line(k, r))
             for role, m in (r.get("roles") or {}).items(): print(f"         {role:<15} {m}")
         print("all good" if rep["ok"] else "some checks failed (see above)")
+    if not rep["ok"]: raise CommandFailed("some checks failed: " + ", ".join(k for k, r in rep["checks"].items() if r.get("ok") is False))
     return rep

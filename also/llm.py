@@ -16,12 +16,12 @@ from pydantic import BaseModel, ValidationError
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['PURPOSES', 'RETRYABLE_STATUS', 'LLMError', 'LLMCallError', 'LLMOutputError', 'ModelSpec', 'parse_model_spec',
-           'register_provider', 'ensure_provider', 'role_models', 'llm_tags', 'Ledger', 'KVStore', 'cache_key',
-           'parse_output', 'repair_messages', 'EndpointError', 'is_retryable', 'describe', 'LLMClient',
-           'openai_endpoint', 'chat_body', 'post_chat', 'usage_of', 'llm_purpose', 'current_purpose', 'llm_defaults',
-           'get_client', 'use_client', 'set_client', 'sotopia_purpose', 'acompletion_adapter', 'drain_llm_layer',
-           'run_sync']
+__all__ = ['PURPOSES', 'LEDGER_FORMAT', 'RETRYABLE_STATUS', 'SERVER_FORMS', 'LLMError', 'LLMCallError', 'LLMOutputError',
+           'ModelSpec', 'parse_model_spec', 'register_provider', 'ensure_provider', 'role_models', 'llm_tags', 'Ledger',
+           'KVStore', 'cache_key', 'parse_output', 'repair_messages', 'EndpointError', 'is_retryable', 'describe',
+           'LLMClient', 'openai_endpoint', 'response_format_as', 'chat_body', 'post_chat', 'post_chat_as_accepted',
+           'usage_of', 'llm_purpose', 'current_purpose', 'llm_defaults', 'get_client', 'use_client', 'set_client',
+           'sotopia_purpose', 'acompletion_adapter', 'drain_llm_layer', 'run_sync']
 
 # %% ../nbs/06_llm.ipynb #a18c57af
 class LLMError(AlsoError):
@@ -118,6 +118,8 @@ def llm_tags(**tags):
     try: yield
     finally: _TAGS.reset(tok)
 
+LEDGER_FORMAT = "also.ledger/1"     # the record layout below; bump it when a field changes meaning
+
 class Ledger:
     "Append-only record of every LLM and embedding call, in memory and optionally in a JSONL file."
     def __init__(self, path:str|Path|None=None, # JSONL file to append to (None: memory only)
@@ -130,7 +132,7 @@ class Ledger:
         self.records.append(rec); self._by_episode.setdefault(rec.get("episode"), []).append(rec)
 
     def add(self, **rec) -> dict:
-        rec = {"ts": time.time(), "run": self.run, **rec, **{k: v for k, v in _TAGS.get().items() if k not in rec}}
+        rec = {"format": LEDGER_FORMAT, "ts": time.time(), "run": self.run, **rec, **{k: v for k, v in _TAGS.get().items() if k not in rec}}
         with self._lock:
             self._keep(rec)
             if self.path:
@@ -322,12 +324,27 @@ def openai_endpoint(spec:ModelSpec, # the parsed model name
 @functools.lru_cache(maxsize=None)
 def _format_param(cls) -> dict: return litellm.utils.type_to_response_format_param(cls)
 
-def chat_body(spec:ModelSpec, messages:list, params:dict) -> dict:
-    "The request body: the server's model name, the messages, the OpenAI parameters (a pydantic `response_format` becomes a json_schema)."
+def response_format_as(rf, # a pydantic class or a response_format dict
+                       form:str="json_schema", # "json_schema" (OpenAI, vLLM, llama-server, Ollama) or "json_object" (llama-cpp-python)
+                       prompt:str="", # the request's text (llama-cpp-python's form reads fixed keys from it)
+                      ):
+    "`rf` in the structured-output form a server accepts (anything else passes unchanged)."
+    if isinstance(rf, type): rf = _format_param(rf)
+    if not isinstance(rf, dict) or rf.get("type") not in ("json_schema", "json_object"): return rf
+    if form == "json_object":              # llama-cpp-python: the in-process provider's converter, which also makes
+        from also.local_llm import llama_response_format   # integer ranges and string lengths enforceable by its grammar
+        return llama_response_format(rf, prompt)
+    schema = _schema_dict(rf)
+    if rf["type"] == "json_schema" or not schema: return rf
+    return {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
+
+def chat_body(spec:ModelSpec, messages:list, params:dict, form:str="json_schema") -> dict:
+    "The request body: the server's model name, the messages, the OpenAI parameters (`response_format` in `form`)."
     body = {"model": spec.model.split("/", 1)[1], "messages": messages}
+    text = lambda: "\n".join(m["content"] for m in messages if isinstance(m.get("content"), str))
     for k, v in params.items():
         if k not in _LITELLM_ONLY and v is not None:
-            body[k] = _format_param(v) if k == "response_format" and isinstance(v, type) else v
+            body[k] = response_format_as(v, form, text() if form == "json_object" else "") if k == "response_format" else v
     return body
 
 # %% ../nbs/06_llm.ipynb #f088e667
@@ -362,6 +379,25 @@ async def post_chat(url:str, # the chat-completions url
         raise EndpointError(f"{url}: the reply is not a chat completion ({type(e).__name__}: {str(e)[:120]}); "
                             f"body starts {raw[:80]!r}", retryable=True) from None
 
+SERVER_FORMS: dict[str, str] = {}      # chat-completions url -> the structured-output form it accepted, when not OpenAI's
+
+def _refuses_format(e:EndpointError) -> bool:
+    return e.status_code in (400, 422, 500) and "response_format" in str(e)
+
+async def post_chat_as_accepted(url:str, key:str, spec:ModelSpec, messages:list, params:dict) -> ModelResponse:
+    "`post_chat` with `response_format` in the form this server accepts (found out on its first refusal)."
+    form = SERVER_FORMS.get(url, "json_schema")
+    try: return await post_chat(url, key, chat_body(spec, messages, params, form))
+    except EndpointError as e:
+        if params.get("response_format") is None or form != "json_schema" or not _refuses_format(e): raise
+    try: resp = await post_chat(url, key, chat_body(spec, messages, params, "json_object"))
+    except EndpointError as e:
+        if not _refuses_format(e): raise
+        raise EndpointError(f"{url} has no structured output: it refuses both json_schema and json_object response formats ({e})",
+                            e.status_code, retryable=False) from None
+    SERVER_FORMS[url] = "json_object"
+    return resp
+
 # %% ../nbs/06_llm.ipynb #ed0b6e37
 def _router(self, spec:ModelSpec):
     if spec.raw not in self._routers:
@@ -371,7 +407,7 @@ def _router(self, spec:ModelSpec):
 
 @patch
 async def _attempt(self:LLMClient, spec:ModelSpec, messages:list, params:dict) -> ModelResponse:
-    if ep := openai_endpoint(spec, params): return await post_chat(*ep, chat_body(spec, messages, params))
+    if ep := openai_endpoint(spec, params): return await post_chat_as_accepted(*ep, spec, messages, params)
     ensure_provider(spec)
     if spec.endpoints:
         return await _router(self, spec).acompletion(model=spec.raw, messages=messages, max_retries=0, **params)

@@ -272,7 +272,7 @@ def run_notebook(name:str,                       # notebook name without .ipynb,
                  params:dict|None=None,           # papermill parameters
                  executed_dir:Path|str|None=None, # where the executed copy goes (default [paths] executed)
                  nb_dir:Path|str|None=None,       # folder holding the notebook (default [paths] experiments)
-                 kernel_name:str="python3",
+                 kernel_name:str|None=None,       # Jupyter kernel (default: settings [run] kernel)
                  log_output:bool=False,           # stream the notebook's output to the logger
                  timeout:float|None=600,          # seconds per cell
                 ) -> Path:                        # the executed notebook
@@ -286,7 +286,7 @@ def run_notebook(name:str,                       # notebook name without .ipynb,
     if not src.is_file(): raise ConfigError(f"no notebook {src}")
     dest_dir.mkdir(parents=True, exist_ok=True); dest = dest_dir/f"{name}.ipynb"
     p = {k: (str(v) if isinstance(v, Path) else v) for k, v in (params or {}).items()}
-    try: pm.execute_notebook(str(src), str(dest), parameters=p, kernel_name=kernel_name, cwd=str(src.parent),
+    try: pm.execute_notebook(str(src), str(dest), parameters=p, kernel_name=kernel_name or s.get("run", "kernel"), cwd=str(src.parent),
                              progress_bar=False, log_output=log_output, execution_timeout=timeout)
     except pm.PapermillExecutionError as e:
         raise AlsoError(f"notebook {name} failed ({e.ename}: {e.evalue}); see {dest}") from None

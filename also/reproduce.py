@@ -12,12 +12,12 @@ from .core import AlsoError, ConfigError, DataError, Settings
 from .data import load_data, split_combos
 from .episode import EpisodeConfig
 from .runs import RunConfig, run, read_episodes
-from .report import run_notebook, report, select_tags, results_path, out_path
+from .report import run_notebook, report, select_tags, results_path, out_path, experiments_dir
 
 # %% auto #0
 __all__ = ['EXPERIMENTS', 'ABLATIONS', 'profiles_dir', 'load_profile', 'default_profile', 'episode_models', 'make_run',
            'main_runs', 'ablation_runs', 'bilateral_runs', 'control_runs', 'cross_model_runs', 'generalization_split',
-           'run_generalization', 'reproduce', 'reproduce_cli']
+           'run_generalization', 'pm_parameters', 'reproduce', 'reproduce_cli']
 
 # %% ../nbs/16_reproduce.ipynb #ac0b2588
 EXPERIMENTS = ("exp_main", "exp_ablation", "exp_bilateral", "exp_cross_model", "exp_generalization", "exp_beyond", "exp_control")
@@ -130,6 +130,11 @@ def _show_notebook_output():
         h = logging.StreamHandler(sys.stderr); h.setFormatter(logging.Formatter("%(message)s")); h._also = True
         lg.addHandler(h); lg.setLevel(logging.INFO); lg.propagate = False
 
+def pm_parameters(nb:Path) -> dict:
+    "The papermill parameters a notebook declares."
+    import papermill as pm
+    return pm.inspect_notebook(str(nb))
+
 def reproduce(profile:str|None=None,            # profile name or YAML path (None: default_profile())
               results_dir:Path|str|None=None,   # results folder (default: settings)
               out_dir:Path|str|None=None,       # figures folder (default: settings)
@@ -137,17 +142,20 @@ def reproduce(profile:str|None=None,            # profile name or YAML path (Non
               only:list|None=None,              # experiment notebooks to run (default: the profile's)
               do_report:bool=True,              # then regenerate every table and figure
               progress:bool=True,
+              seed:int|None=None,               # run seed of the experiments that take one (default: settings [run] seed)
              ) -> dict:
     "Run a profile's experiment notebooks (papermill), then the report notebooks; returns what ran."
     prof = load_profile(profile or default_profile())
     if progress: _show_notebook_output()
     res, out = results_path(results_dir).resolve(), out_path(out_dir).resolve()
     todo = {k: v for k, v in prof["experiments"].items() if not only or k in only}
+    seed = Settings.load().int("run", "seed") if seed is None else int(seed)
     done = {}
     for i, (name, params) in enumerate(todo.items(), 1):
         print(f"[{i}/{len(todo)}] {name} ({prof['name']})", flush=True)
         t0 = time.time()
-        run_notebook(name, {**params, "profile": prof["name"], "models": prof["models"], "results_dir": str(res),
+        takes_seed = "seed" in pm_parameters(experiments_dir()/f"{name}.ipynb")
+        run_notebook(name, {**({"seed": seed} if takes_seed else {}), **params, "profile": prof["name"], "models": prof["models"], "results_dir": str(res),
                             "out_dir": str(out), "progress": progress}, executed_dir, timeout=None, log_output=progress)
         done[name] = round(time.time() - t0, 1)
     rep = None
@@ -161,7 +169,10 @@ def reproduce(profile:str|None=None,            # profile name or YAML path (Non
 def reproduce_cli(argv:list|None=None) -> dict:
     "`also reproduce [--profile NAME]`."
     p = argparse.ArgumentParser(prog="also reproduce", description="Run a profile of experiments, then every table and figure.")
-    p.add_argument("--profile", help="smoke, paper, ci, planted or a YAML path (default: smoke with the embedded model, paper otherwise)")
+    p.add_argument("--profile", "--experiment-profile", dest="profile", metavar="NAME",
+                   help="experiment profile: smoke, paper, ci, planted or a YAML path (default: smoke with the embedded model, "
+                        "paper otherwise); `also run --execution-profile` is the other kind of profile")
+    p.add_argument("--seed", type=int, help="run seed (default: settings.ini [run] seed; a profile's own seed wins)")
     p.add_argument("--results", help="results folder (default: [paths] results)")
     p.add_argument("--out", help="figures folder (default: [paths] figures)")
     p.add_argument("--executed", help="executed notebooks folder (default: [paths] executed)")
@@ -170,7 +181,7 @@ def reproduce_cli(argv:list|None=None) -> dict:
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     t0 = time.time()
-    r = reproduce(a.profile, a.results, a.out, a.executed, a.only, not a.no_report, not a.no_progress)
+    r = reproduce(a.profile, a.results, a.out, a.executed, a.only, not a.no_report, not a.no_progress, a.seed)
     print(f"also reproduce ({r['profile']}): {len(r['experiments'])} experiment notebook(s) in {time.time() - t0:.0f}s; "
           f"figures in {out_path(a.out)}")
     return r

