@@ -114,7 +114,7 @@ def _episode(models, tmp_path, tag):
     rc = RunConfig(tag, EpisodeConfig("opro", max_turns=6, judge_mode="full", bandit_options={"every": 2}), episodes=2)
     out = asyncio.run(run_batch(rc, tmp_path, client=client, embedder=EmbeddingClient("fake/16"), progress=False, settings=s))
     assert out["failed_now"] == 0
-    return read_episodes(tmp_path / tag / "episodes.jsonl")
+    return sorted(read_episodes(tmp_path / tag / "episodes.jsonl"), key=lambda e: e["episode_id"])   # stored in finishing order
 
 
 def test_server_mode_answers_as_in_process(tmp_path):
