@@ -141,10 +141,12 @@ class Ledger:
                  run:str|None=None): # run id put on every record
         self.path, self.run, self.records, self._lock = Path(path) if path else None, run or uuid.uuid4().hex[:12], [], threading.Lock()
         self._by_episode = {}          # episode tag -> its records: per-episode queries stay O(episode), not O(run)
+        self.usd, self.unpriced = 0.0, 0   # running cost of the priced calls, and the number without a price
         if self.path: self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def _keep(self, rec:dict):
         self.records.append(rec); self._by_episode.setdefault(rec.get("episode"), []).append(rec)
+        self.usd += rec.get("cost") or 0.0; self.unpriced += _unpriced(rec)
 
     def add(self, **rec) -> dict:
         rec = {"ts": time.time(), "run": self.run, **rec, **{k: v for k, v in _TAGS.get().items() if k not in rec}}

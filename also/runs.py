@@ -11,13 +11,16 @@ import numpy as np
 from .core import AlsoError, ConfigError, DataError, Settings, derive_seed
 from .data import load_data, split_combos, install_into_sotopia, SPLITS
 from .episode import EpisodeConfig, run_episode, MODEL_KEYS
-from .llm import LLMClient, Ledger, set_client, get_client, drain_llm_layer, describe
+from .llm import LLMClient, Ledger, set_client, get_client, drain_llm_layer, describe, fmt_cost
 from .embeddings import EmbeddingClient
 from .bandits.base import save_bandit, load_bandit
+from .workers import EpisodeJob, WorkerSetup, ProcessPool, RayPool
+from .budget import Budget, BudgetReached, estimate_run, estimate_text, hosted_models, ledger_usd, profile_usd
 
 # %% auto #0
-__all__ = ['RUN_KEYS', 'RunConfig', 'append_jsonl', 'read_episodes', 'resolved_models', 'prepare_run_dir', 'run_batch', 'run',
-           'run_parser', 'run_config_from_args', 'run_cli', 'bench_concurrency', 'bench_concurrency_cli']
+__all__ = ['RUN_KEYS', 'RunConfig', 'append_jsonl', 'read_episodes', 'resolved_models', 'prepare_run_dir', 'scale_options',
+           'run_batch', 'run', 'run_parser', 'run_config_from_args', 'run_cli', 'bench_concurrency',
+           'bench_concurrency_cli']
 
 # %% ../nbs/11_runs.ipynb #28e68a6d
 RUN_KEYS = ("split", "episodes", "reps", "combos", "carry_bandits")     # with the episode config: what defines a run's results
@@ -144,15 +147,50 @@ def _progress(total:int, desc:str, unit:str, enabled:bool, position:int=0):
 
 def _safe(eid:str) -> str: return eid.replace("#", "_")
 
+def _opt_float(v) -> float|None: return None if v is None or str(v).strip() == "" else float(v)
+
+def scale_options(settings:Settings, max_cost=None, workers=None, ray=None) -> tuple:
+    "(max_cost, workers, ray) of a run: the arguments, else `[llm] max_cost`, `[scale] workers` and `[scale] ray`."
+    sc = settings.values.get("scale") or {}
+    try:
+        max_cost = _opt_float(settings.values.get("llm", {}).get("max_cost")) if max_cost is None else float(max_cost)
+        workers = int(sc.get("workers") or 1) if workers is None else int(workers)
+    except ValueError as e: raise ConfigError(f"max_cost / workers: {e}") from None
+    if max_cost is not None and max_cost < 0: raise ConfigError(f"max_cost must be >= 0, got {max_cost}")
+    if workers < 0: raise ConfigError(f"workers must be >= 0 (0: one per core), got {workers}")
+    return max_cost, workers or os.cpu_count() or 1, (sc.get("ray") or None) if ray is None else (ray or None)
+
+async def _start_pool(settings, client, embedder, workers:int, ray:str|None, n_todo:int):
+    if ray: return await RayPool(ray, lambda n: WorkerSetup.of(settings, client, embedder, n)).start()
+    if workers > 1 and n_todo: return await ProcessPool(workers, WorkerSetup.of(settings, client, embedder, workers)).start()
+    return None
+
+def _announce(run, todo, models, client, d, budget, profile):
+    "Print the estimate (hosted models, or a budget) and what the budget guard cannot see, on stderr."
+    est = None
+    if todo and (hosted_models(models) or budget.max_usd is not None):
+        est = estimate_run(run.episode.method, run.episode.max_turns, len(todo), models, client.limits, d/"ledger.jsonl")
+        print(f"also run {run.tag}: {estimate_text(est, run.episode.method, run.episode.max_turns)}", file=sys.stderr)
+        if budget.max_usd is not None:
+            scope = f"the runs of profile {profile!r}" if profile else "this run"
+            print(f"also run {run.tag}: budget ${budget.max_usd:g} for {scope}, ${budget.spent:.4f} spent so far"
+                  + (f"; calls to {', '.join(est['unpriced'])} have no known price and are not counted" if est["unpriced"] else ""),
+                  file=sys.stderr)
+    return est
+
 async def run_batch(run:RunConfig,                 # what to run
                     results_dir:Path|str|None=None, # results folder (default: settings [paths] results)
                     client:LLMClient|None=None,    # LLM layer (default: from settings, ledger in the run folder)
                     embedder=None,                 # embedding client (default: settings' embedding model, cached)
                     progress:bool=True,            # show progress bars
                     settings:Settings|None=None,
+                    max_cost:float|None=None,      # USD budget (default: settings [llm] max_cost; None: no budget)
+                    workers:int|None=None,         # worker processes (default: settings [scale] workers; 1: this process)
+                    ray:str|None=None,             # Ray cluster address (default: settings [scale] ray; None: no Ray)
                    ) -> dict:                       # the run summary
     "Run every planned episode that is not stored yet; returns (and writes) the summary."
     settings = settings or Settings.load()
+    max_cost, workers, ray = scale_options(settings, max_cost, workers, ray)
     results = Path(results_dir) if results_dir else settings.path("results")
     own_client = client is None
     if own_client:
@@ -168,8 +206,12 @@ async def run_batch(run:RunConfig,                 # what to run
     init = {k: load_bandit(p).state_dict() for k, p in (run.init_bandits or {}).items()}
     done = {e["episode_id"] for e in read_episodes(d/"episodes.jsonl")}
     todo = [p for p in run.plan() if p[0] not in done]
+    profile = run.extra.get("reproduce_profile")
+    before = ledger_usd(d/"ledger.jsonl") + (profile_usd(results, profile, skip=run.tag) if profile and max_cost is not None else 0.0)
+    budget = Budget(max_cost, before, client.ledger)             # what the run's ledger file held, plus this session's calls
+    est = _announce(run, todo, models, client, d, budget, profile)
     old_client = set_client(client)
-    t0, stats = time.time(), {"completed": 0, "failed": 0, "retried": 0, "cost": 0.0}
+    t0, stats = time.time(), {"completed": 0, "failed": 0, "retried": 0, "not_started": 0, "cost": 0.0}
     bar = _progress(len(todo), f"{run.tag}: episodes", "ep", progress)
     tbar = _progress(len(todo) * run.episode.max_turns, "turns", "turn", progress, position=1)
     sem, lock = asyncio.Semaphore(1 if run.carry_bandits else int(run.concurrency)), asyncio.Lock()
@@ -177,17 +219,33 @@ async def run_batch(run:RunConfig,                 # what to run
     if run.carry_bandits and done:       # resume a carried run from the last stored episode's bandits
         last = [e for e in read_episodes(d/"episodes.jsonl") if e.get("bandit_state")][-1]
         carried = {k: load_bandit(d/p).state_dict() for k, p in last["bandit_state"].items()}
+    pool = None
+
+    def show():
+        bar.set_postfix(failed=stats["failed"], cost=fmt_cost(stats["cost"]))
+
+    async def play(eid, pk, cfg, attempt, seen):
+        "One attempt: (record, bandits), here or on a worker."
+        states = carried if run.carry_bandits else init
+        if pool is None:
+            res = await run_episode(data.combos[pk], cfg, embedder, client, eid, run.tag, states,
+                                    on_turn=lambda r: (seen.append(r), tbar.update(1)), attempt=attempt)
+            return res.record, res.bandits
+        out = await pool.play(EpisodeJob(eid, pk, cfg.to_dict(), run.tag, attempt, states or None,
+                                         run.save_bandits or run.carry_bandits))
+        client.ledger.extend(out["ledger"])
+        if out["error"]: raise AlsoError(out["error"])
+        return out["record"], out["bandits"] or {}
 
     async def one(eid, pk, rep):
         async with sem:
+            if budget.exhausted: stats["not_started"] += 1; return
             cfg = EpisodeConfig(**{**run.episode.to_dict(), "seed": derive_seed(run.episode.seed, pk, rep)})
             errs = []
             for attempt in range(int(run.retries) + 1):
                 seen = []
                 try:
-                    res = await run_episode(data.combos[pk], cfg, embedder, client, eid, run.tag,
-                                            carried if run.carry_bandits else init,
-                                            on_turn=lambda r: (seen.append(r), tbar.update(1)), attempt=attempt)
+                    record, bandits = await play(eid, pk, cfg, attempt, seen)
                     break
                 except Exception as e:            # cancellation and Ctrl-C are BaseExceptions: they propagate
                     errs.append(describe(e)); tbar.update(-len(seen))
@@ -196,46 +254,65 @@ async def run_batch(run:RunConfig,                 # what to run
                 async with lock:
                     append_jsonl(d/"failures.jsonl", {"episode_id": eid, "combo_pk": pk, "rep": rep, "attempts": len(errs),
                                                       "errors": errs, "ts": time.time()})
-                    stats["failed"] += 1; bar.update(1); bar.set_postfix(failed=stats["failed"], cost=f"${stats['cost']:.4f}")
+                    stats["failed"] += 1; bar.update(1); show()
                 return
-            rec = res.record | {"rep": rep, "attempts": attempt + 1}
+            rec = record | {"rep": rep, "attempts": attempt + 1}
             if run.save_bandits:
                 (d/"bandits").mkdir(exist_ok=True)
                 rec["bandit_state"] = {k: str(save_bandit(b, d/"bandits"/f"{_safe(eid)}.{k}.json").relative_to(d))
-                                       for k, b in res.bandits.items()}
-            if run.carry_bandits: carried.update({k: b.state_dict() for k, b in res.bandits.items()})
+                                       for k, b in bandits.items()}
+            if run.carry_bandits: carried.update({k: b.state_dict() for k, b in bandits.items()})
             tbar.update(run.episode.max_turns - len(seen))
             async with lock:
                 append_jsonl(d/"episodes.jsonl", rec)
-                stats["completed"] += 1; stats["cost"] += rec["ledger"]["cost_usd"]
-                bar.update(1); bar.set_postfix(failed=stats["failed"], cost=f"${stats['cost']:.4f}")
+                stats["completed"] += 1
+                c = rec["ledger"]["cost_usd"]
+                stats["cost"] = None if c is None or stats["cost"] is None else stats["cost"] + c
+                bar.update(1); show()
 
     try:
+        pool = await _start_pool(settings, client, embedder, workers, ray, len(todo))
         if run.carry_bandits:
             for p in todo: await one(*p)          # in order: each episode starts from the previous one's bandits
         else: await asyncio.gather(*[one(*p) for p in todo])
     finally:
         bar.close(); tbar.close(); set_client(old_client)
+        if pool is not None: await pool.close()
         await drain_llm_layer()         # HTTP sessions closed; litellm's logging worker would otherwise hang the loop's shutdown
-    return _summarize(run, d, len(done), stats, time.time() - t0, models)
+    s = _summarize(run, d, len(done), stats, time.time() - t0, models, budget, est, pool, workers, ray)
+    if s["stopped"]:
+        print(f"also run {run.tag}: budget of ${budget.max_usd:g} reached (${budget.spent:.4f} spent): {stats['not_started']} "
+              f"episode(s) not started; re-run with a higher --max-cost to continue", file=sys.stderr)
+    return s
 
-def _summarize(run, d, n_before, stats, wall, models) -> dict:
+def _summarize(run, d, n_before, stats, wall, models, budget, est, pool, workers, ray) -> dict:
     eps = read_episodes(d/"episodes.jsonl")
     calls = {}
     for e in eps:
         for k, v in e["ledger"]["calls"].items(): calls[k] = calls.get(k, 0) + v
     finals = [e["final"][a]["overall"] for e in eps for a in ("p1", "p2")]
+    costs = [e["ledger"]["cost_usd"] for e in eps]
     s = {"tag": run.tag, "planned": len(run.plan()), "stored": len(eps), "already_done": n_before,
          "completed_now": stats["completed"], "failed_now": stats["failed"], "retried_now": stats["retried"],
-         "wall_s": round(wall, 2), "calls": calls, "cost_usd": round(sum(e["ledger"]["cost_usd"] for e in eps), 6),
-         "mean_overall": round(float(np.mean(finals)), 4) if finals else None, "models": models}
+         "stopped": "budget" if stats["not_started"] else None, "not_started": stats["not_started"],
+         "wall_s": round(wall, 2), "calls": calls,
+         "cost_usd": None if any(c is None for c in costs) else round(sum(costs), 6),   # None: a model's price is unknown
+         "max_cost_usd": budget.max_usd, "spent_usd": round(budget.spent, 6), "estimate": est,
+         "mean_overall": round(float(np.mean(finals)), 4) if finals else None, "models": models,
+         "workers": {"where": "ray" if ray else ("processes" if pool is not None else "this process"),
+                     "n": getattr(pool, "n", 1), "lost": getattr(pool, "lost", 0),
+                     "cpu_s": round(pool.cpu_s(), 2) if pool is not None else None}}
     (d/"summary.json").write_text(json.dumps(s, indent=1))
     return s
 
 def run(run_cfg:RunConfig, **kw) -> dict:
-    "Synchronous `run_batch` (works inside Jupyter's running loop too)."
+    "Synchronous `run_batch` (works inside Jupyter's running loop too); a run of an `also reproduce` profile that hits its budget raises `BudgetReached`, so the profile stops."
     from also.llm import run_sync
-    return run_sync(run_batch(run_cfg, **kw))
+    s = run_sync(run_batch(run_cfg, **kw))
+    if s["stopped"] == "budget" and run_cfg.extra.get("reproduce_profile"):
+        raise BudgetReached(f"run {run_cfg.tag}: budget ${s['max_cost_usd']:g} reached (${s['spent_usd']:.4f} spent), "
+                            f"{s['not_started']} episode(s) not started")
+    return s
 
 # %% ../nbs/11_runs.ipynb #894baed8
 def _kv(s:str) -> tuple[str, object]:
