@@ -5,6 +5,7 @@
 # %% ../nbs/11_runs.ipynb #a9760e13
 from __future__ import annotations
 import argparse, asyncio, json, os, sys, time, warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -18,9 +19,10 @@ from .workers import EpisodeJob, WorkerSetup, ProcessPool, RayPool
 from .budget import Budget, BudgetReached, estimate_run, estimate_text, hosted_models, ledger_usd, profile_usd
 
 # %% auto #0
-__all__ = ['RUN_KEYS', 'RunConfig', 'append_jsonl', 'read_episodes', 'resolved_models', 'prepare_run_dir', 'scale_options',
-           'run_batch', 'run', 'run_parser', 'run_config_from_args', 'run_cli', 'bench_concurrency',
-           'bench_concurrency_cli']
+__all__ = ['RUN_KEYS', 'LLM_FLAGS', 'RunConfig', 'append_jsonl', 'read_episodes', 'resolved_models', 'prepare_run_dir',
+           'scale_options', 'run_batch', 'run', 'add_scale_flags', 'scale_overrides', 'apply_overrides',
+           'overrides_env', 'run_parser', 'run_config_from_args', 'run_cli', 'scripted_servers', 'bench_settings',
+           'batch_figures', 'bench_concurrency', 'bench_concurrency_cli']
 
 # %% ../nbs/11_runs.ipynb #28e68a6d
 RUN_KEYS = ("split", "episodes", "reps", "combos", "carry_bandits")     # with the episode config: what defines a run's results
@@ -272,6 +274,7 @@ async def run_batch(run:RunConfig,                 # what to run
 
     try:
         pool = await _start_pool(settings, client, embedder, workers, ray, len(todo))
+        t0 = time.time()                          # wall time of the episodes, not of starting workers
         if run.carry_bandits:
             for p in todo: await one(*p)          # in order: each episode starts from the previous one's bandits
         else: await asyncio.gather(*[one(*p) for p in todo])
@@ -321,6 +324,45 @@ def _kv(s:str) -> tuple[str, object]:
     try: return k.strip(), json.loads(v)
     except json.JSONDecodeError: return k.strip(), v
 
+LLM_FLAGS = {"timeout": float, "retries": int, "backoff": float, "max_backoff": float, "concurrency": int,
+             "rpm": float, "tpm": float, "models": str}
+
+def add_scale_flags(p:argparse.ArgumentParser):
+    "The flags `also run` and `also reproduce` share: budget, worker processes, Ray and the `[llm]` limits."
+    g = p.add_argument_group("scale", "budget, workers, Ray and LLM limits (defaults: settings.ini [llm] and [scale])")
+    g.add_argument("--max-cost", type=float, metavar="USD", help="start no new episode once the run (a reproduce profile: all its runs) has spent USD")
+    g.add_argument("--workers", type=int, metavar="N", help="worker processes on this machine (1: this process; 0: one per core)")
+    g.add_argument("--ray", metavar="ADDRESS", help="run episodes on a Ray cluster: 'local', 'auto' or HOST:PORT (pip install 'also[ray]')")
+    for k, t in LLM_FLAGS.items():
+        g.add_argument(f"--llm-{k.replace('_', '-')}", dest=f"llm_{k}", type=t, metavar="JSON" if k == "models" else t.__name__.upper(),
+                       help=f"[llm] {k}")
+
+def scale_overrides(a:argparse.Namespace) -> dict:
+    "{section: {key: text}} of the scale flags given on the command line."
+    out = {"llm": {k: str(getattr(a, f"llm_{k}")) for k in LLM_FLAGS if getattr(a, f"llm_{k}", None) is not None},
+           "scale": {k: str(getattr(a, k)) for k in ("workers", "ray") if getattr(a, k, None) is not None}}
+    if getattr(a, "max_cost", None) is not None: out["llm"]["max_cost"] = str(a.max_cost)
+    return {s: kv for s, kv in out.items() if kv}
+
+def apply_overrides(settings:Settings, overrides:dict) -> Settings:
+    "`settings` with `overrides` applied, checked at once (a bad value is a ConfigError before anything runs)."
+    from also.llm import LLMLimits
+    for s, kv in overrides.items(): settings.values.setdefault(s, {}).update(kv)
+    LLMLimits.from_settings(settings); scale_options(settings)
+    return settings
+
+@contextmanager
+def overrides_env(overrides:dict):
+    "The overrides as ALSO_<SECTION>_<KEY> variables inside the block (for child processes such as papermill kernels)."
+    keys = {f"ALSO_{s.upper()}_{k.upper()}": v for s, kv in overrides.items() for k, v in kv.items()}
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update(keys)
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
 def run_parser() -> argparse.ArgumentParser:
     from also.bandits.base import BANDITS
     p = argparse.ArgumentParser(prog="also run", description="Run a batch of Sotopia episodes (resumable: re-run the same tag to continue).")
@@ -347,6 +389,7 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-learn", action="store_true", help="apply the (loaded) bandits without updating them")
     p.add_argument("--results", help="results folder (default: settings.ini [paths] results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_scale_flags(p)
     return p
 
 def run_config_from_args(a) -> RunConfig:
@@ -362,7 +405,8 @@ def run_config_from_args(a) -> RunConfig:
 def run_cli(argv:list|None=None) -> dict:
     "`also run`: run (or resume) a batch and print its summary."
     a = run_parser().parse_args(argv)
-    s = run(run_config_from_args(a), results_dir=a.results, progress=not a.no_progress)
+    settings = apply_overrides(Settings.load(), scale_overrides(a))
+    s = run(run_config_from_args(a), results_dir=a.results, progress=not a.no_progress, settings=settings)
     print(json.dumps(s, indent=1))
     if s["failed_now"]: print(f"also run: {s['failed_now']} episode(s) failed after retries; see failures.jsonl "
                               "(re-run the same command to try them again)", file=sys.stderr)
@@ -385,48 +429,76 @@ def _serve(latency:float, conn):
         except EOFError: pass
         conn.send(len(srv.requests))
 
+@contextmanager
+def scripted_servers(n:int, latency:float):
+    "`n` slow scripted servers, each in its own process; yields their urls, then `.requests` (server-side counts)."
+    import multiprocessing as mp
+    ctx, procs, pipes, out = mp.get_context("spawn"), [], [], {"urls": [], "requests": None}
+    try:
+        for _ in range(n):
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=_serve, args=(latency, child), daemon=True); p.start()
+            procs.append(p); pipes.append(parent)
+        for parent in pipes:
+            if not parent.poll(120): raise AlsoError("a scripted server process did not start within 120 s")
+            out["urls"].append(parent.recv())
+        yield out
+        for parent in pipes: parent.send("stop")
+        out["requests"] = [parent.recv() if parent.poll(10) else None for parent in pipes]
+    finally:
+        for p in procs:
+            p.join(5)
+            if p.is_alive(): p.kill()
+
+def bench_settings(tmp:str|Path, settings:Settings|None=None) -> Settings:
+    "The configured settings, with results, caches and Sotopia's episode logs in `tmp` (not the user's store)."
+    s = settings or Settings.load()
+    s = Settings({k: dict(v) for k, v in s.values.items()}, s.root)
+    s.values["paths"].update(cache=f"{tmp}/cache", sotopia_store=f"{tmp}/sotopia", results=f"{tmp}/results")
+    return s
+
+def batch_figures(eps:list, wall:float, latency:float, cpu:float) -> dict:
+    "Calls, critical path, decisions and rates of a finished batch."
+    n_calls = [sum(v for k, v in e["ledger"]["calls"].items() if k != "embedding") for e in eps]
+    crit = max(n_calls) * latency if n_calls else float("nan")
+    decisions = sum(t["probs"].get(t["speaker"]) is not None for e in eps for t in e["turns"])
+    return {"calls": int(sum(n_calls)), "calls_per_episode": int(max(n_calls)) if n_calls else 0, "wall_s": round(wall, 2),
+            "critical_path_s": round(crit, 3), "ratio": round(wall / crit, 3), "calls_per_s": round(sum(n_calls) / wall, 1),
+            "episodes_per_min": round(60 * len(eps) / wall, 1), "decisions": int(decisions), "client_cpu_s": round(cpu, 2),
+            "cpu_per_decision_ms": round(1000 * cpu / decisions, 1) if decisions else None}
+
 async def bench_concurrency(episodes:int=40,   # concurrent episodes
                             turns:int=20,      # turns per episode
                             latency:float=0.2, # seconds the scripted server sleeps per call
-                            method:str="exp3", # bandit (exp3: per-turn judge, no embeddings)
+                            method:str="original", # runner method (original: agents only; also: bandits with a surrogate)
+                            workers:int=1,     # worker processes (1: this process)
+                            settings:Settings|None=None, # the [llm] limits (default: settings.ini, as `also run` reads them)
                            ) -> dict:
-    "Wall time vs critical path of `episodes` concurrent episodes against a slow scripted server in its own process."
-    import tempfile, multiprocessing as mp
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_serve, args=(latency, child), daemon=True); proc.start()
-    try:
-        if not parent.poll(120): raise AlsoError("the scripted server process did not start within 120 s")
-        m = f"custom/bench@{parent.recv()}"
-        models = {k: m for k in ("agent", "turn_judge", "terminal_judge", "optimizer")}
-        client = LLMClient(models={**models, "embedding": "fake/16"}, concurrency={m: 4 * episodes}, retries=0)
-        run_cfg = RunConfig("bench", EpisodeConfig(method, "both", max_turns=turns, judge_mode="scores"), split="all",
-                            episodes=episodes, concurrency=episodes, retries=0)
-        with tempfile.TemporaryDirectory() as tmp:          # results and Sotopia's episode logs: not the user's store
-            settings = Settings.load()
-            settings.values["paths"] = {**settings.values["paths"], "cache": f"{tmp}/cache", "sotopia_store": f"{tmp}/sotopia"}
-            cpu0 = time.process_time()
-            s = await run_batch(run_cfg, tmp, client=client, embedder=EmbeddingClient("fake/16"), progress=False, settings=settings)
-            cpu = time.process_time() - cpu0
-            eps = read_episodes(Path(tmp)/"bench"/"episodes.jsonl")
-        await drain_llm_layer()
-        parent.send("stop"); n_requests = parent.recv() if parent.poll(10) else None
-    finally:
-        proc.join(5)
-        if proc.is_alive(): proc.kill()
-    n_calls = [sum(v for k, v in e["ledger"]["calls"].items() if k != "embedding") for e in eps]
-    crit = max(n_calls) * latency if n_calls else float("nan")
-    return {"episodes": episodes, "turns": turns, "latency_s": latency, "completed": s["stored"], "failed": s["failed_now"],
-            "calls_per_episode": int(max(n_calls)) if n_calls else 0, "server_requests": n_requests,
-            "wall_s": s["wall_s"], "critical_path_s": round(crit, 3), "ratio": round(s["wall_s"] / crit, 3),
-            "client_cpu_s": round(cpu, 2), "cores": os.cpu_count()}
+    "Wall time vs critical path of `episodes` concurrent episodes through `also run`'s path and limits, against a slow scripted server."
+    import tempfile
+    with scripted_servers(1, latency) as srv, tempfile.TemporaryDirectory() as tmp:
+        m = f"custom/bench@{srv['urls'][0]}"
+        st = bench_settings(tmp, settings)
+        client = LLMClient(st, models={k: m for k in ("agent", "turn_judge", "terminal_judge", "optimizer")} | {"embedding": "fake/16"})
+        run_cfg = RunConfig("bench", EpisodeConfig(method, "none" if method == "original" else "both", max_turns=turns,
+                                                   judge_mode="scores"), split="all", episodes=episodes, concurrency=episodes, retries=0)
+        cpu0 = time.process_time()
+        s = await run_batch(run_cfg, client=client, embedder=EmbeddingClient("fake/16"), progress=False, settings=st, workers=workers)
+        cpu = time.process_time() - cpu0 + (s["workers"]["cpu_s"] or 0.0)
+        eps = read_episodes(Path(tmp)/"results"/"bench"/"episodes.jsonl")
+    return {"method": method, "episodes": episodes, "turns": turns, "latency_s": latency, "workers": workers,
+            "llm_concurrency": client.limits.concurrency, "completed": s["stored"], "failed": s["failed_now"],
+            "server_requests": srv["requests"][0], **batch_figures(eps, s["wall_s"], latency, cpu),
+            "cores": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 2)}
 
 def bench_concurrency_cli(argv:list|None=None) -> dict:
     "`also bench concurrency`: print the concurrency benchmark as JSON."
     p = argparse.ArgumentParser(prog="also bench concurrency", description=bench_concurrency.__doc__)
     p.add_argument("--episodes", type=int, default=40); p.add_argument("--turns", type=int, default=20)
-    p.add_argument("--latency", type=float, default=0.2); p.add_argument("--method", default="exp3")
+    p.add_argument("--latency", type=float, default=0.2)
+    p.add_argument("--method", default="original", help="runner method (default: original)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1, this process)")
     a = p.parse_args(argv)
     from also.llm import run_sync
-    out = run_sync(bench_concurrency(a.episodes, a.turns, a.latency, a.method))
+    out = run_sync(bench_concurrency(a.episodes, a.turns, a.latency, a.method, a.workers))
     print(json.dumps(out)); return out

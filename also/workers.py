@@ -64,6 +64,7 @@ class EpisodeWorker:
         self.client = LLMClient(models=setup.models, limits=setup.limits, cache_path=cache/"llm.sqlite")
         self.embedder = EmbeddingClient(setup.embedding, cache_path=cache/"embeddings.sqlite", ledger=self.client.ledger)
         _ensure_sotopia_store(settings.path("sotopia_store"))
+        import sotopia.agents, sotopia.envs              # imported now, not inside the first episode
         self.data, self.played = load_data(), 0
 
     async def play(self, job:EpisodeJob) -> dict:
@@ -88,7 +89,7 @@ async def _serve(conn, setup:WorkerSetup):
     async def one(jid, job):
         out = await worker.play(job)
         await asyncio.to_thread(send, (jid, out))
-    conn.send(("ready", os.getpid()))
+    conn.send(("ready", (os.getpid(), time.process_time())))
     while (msg := await asyncio.to_thread(conn.recv)) is not None:
         t = asyncio.create_task(one(*msg)); tasks.add(t); t.add_done_callback(tasks.discard)
     await asyncio.gather(*tasks)
@@ -104,7 +105,7 @@ class _Proc:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_process_main, args=(child, setup), daemon=True, name="also-worker")
         self.proc.start(); child.close()
-        self.pending, self.loop, self.ready, self.cpu_s = {}, loop, loop.create_future(), 0.0
+        self.pending, self.loop, self.ready, self.cpu_s, self.cpu0 = {}, loop, loop.create_future(), 0.0, 0.0
         self.alive, self.send_lock = True, threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -117,9 +118,10 @@ class _Proc:
 
     def _resolve(self, jid, out):
         if jid == "ready":
-            if not self.ready.done(): self.ready.set_result(out)
+            self.cpu0 = out[1]
+            if not self.ready.done(): self.ready.set_result(out[0])
             return
-        self.cpu_s = max(self.cpu_s, out.get("cpu_s") or 0.0)
+        self.cpu_s = max(self.cpu_s, (out.get("cpu_s") or 0.0) - self.cpu0)   # CPU spent on jobs, not on starting
         if (f := self.pending.pop(jid, None)) and not f.done(): f.set_result(out)
 
     def _died(self):
@@ -168,7 +170,9 @@ class ProcessPool:
         except BaseException: p.pending.pop(jid, None); raise
         return await fut
 
-    def cpu_s(self) -> float: return sum(p.cpu_s for p in self.procs)
+    def cpu_s(self) -> float:
+        "CPU seconds the live workers spent since they were ready (the latest each reported)."
+        return sum(p.cpu_s for p in self.procs)
 
     async def close(self):
         "Let every worker finish and exit; kill the ones that do not within 30 s."
@@ -190,7 +194,7 @@ def import_ray():
 class _RayWorker:
     "A Ray actor around an EpisodeWorker (async: it plays many episodes at once)."
     def __init__(self, setup:WorkerSetup): self.worker = EpisodeWorker(setup)
-    async def pid(self) -> int: return os.getpid()
+    async def ready(self) -> tuple: return os.getpid(), time.process_time()
     async def play(self, job:EpisodeJob) -> dict: return await self.worker.play(job)
 
 class RayPool:
@@ -200,7 +204,7 @@ class RayPool:
                  actors:int|None=None, # actors to start (default: one per CPU of the cluster)
                  start_timeout:float=600): # seconds an actor may take to start (a node may be installing)
         self.address, self.make_setup, self.n, self.start_timeout = address, make_setup, actors, start_timeout
-        self.actors, self.load, self.cpu, self.lost, self._owned = [], {}, {}, 0, False
+        self.actors, self.load, self.cpu, self.cpu0, self.lost, self._owned = [], {}, {}, {}, 0, False
 
     async def start(self) -> RayPool:
         ray = import_ray()
@@ -217,7 +221,8 @@ class RayPool:
     async def _launch(self):
         a = self._cls.remote(self.setup)
         self.load[a] = 0
-        await a.pid.remote()                 # constructed: only then does it take jobs
+        pid, cpu0 = await a.ready.remote()   # constructed: only then does it take jobs
+        self.cpu0[pid] = cpu0
         self.actors.append(a)
 
     def _replace(self, a):
@@ -243,7 +248,7 @@ class RayPool:
             self._replace(a); raise WorkerLost(f"Ray actor died: {type(e).__name__}: {str(e)[:200]}") from None
         finally:
             if a in self.load: self.load[a] -= 1
-        self.cpu[out["pid"]] = out.get("cpu_s") or 0.0
+        self.cpu[out["pid"]] = (out.get("cpu_s") or 0.0) - self.cpu0.get(out["pid"], 0.0)
         return out
 
     def cpu_s(self) -> float: return sum(self.cpu.values())
