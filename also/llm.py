@@ -17,12 +17,12 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['PURPOSES', 'RETRYABLE_STATUS', 'LLMError', 'LLMCallError', 'LLMOutputError', 'ModelSpec', 'parse_model_spec',
-           'register_provider', 'ensure_provider', 'role_models', 'cost_of', 'total_cost', 'fmt_cost', 'llm_tags',
-           'Ledger', 'KVStore', 'cache_key', 'parse_output', 'repair_messages', 'EndpointError', 'is_retryable',
-           'describe', 'retry_after_seconds', 'retry_after_of', 'LLMLimits', 'LLMClient', 'openai_endpoint',
-           'chat_body', 'post_chat', 'usage_of', 'backoff_wait', 'llm_purpose', 'current_purpose', 'llm_defaults',
-           'get_client', 'use_client', 'set_client', 'sotopia_purpose', 'acompletion_adapter', 'drain_llm_layer',
-           'run_sync']
+           'register_provider', 'sotopia_form', 'ensure_provider', 'role_models', 'cost_of', 'total_cost', 'fmt_cost',
+           'llm_tags', 'Ledger', 'KVStore', 'cache_key', 'parse_output', 'repair_messages', 'EndpointError',
+           'is_retryable', 'describe', 'retry_after_seconds', 'retry_after_of', 'LLMLimits', 'LLMClient',
+           'openai_endpoint', 'chat_body', 'post_chat', 'usage_of', 'backoff_wait', 'llm_purpose', 'current_purpose',
+           'llm_defaults', 'get_client', 'use_client', 'set_client', 'sotopia_purpose', 'acompletion_adapter',
+           'drain_llm_layer', 'run_sync']
 
 # %% ../nbs/06_llm.ipynb #a18c57af
 class LLMError(AlsoError):
@@ -91,8 +91,17 @@ def register_provider(provider:str, # litellm provider prefix, e.g. "local"
 def _registered(provider:str) -> bool:
     return any(m.get("provider") == provider for m in litellm.custom_provider_map)
 
+_SOTOPIA_FORMS: dict = {}   # (model, base_url) as Sotopia passes a custom/... name -> the configured name
+
+def sotopia_form(raw:str) -> tuple[str, str]|None:
+    "(model, base_url) that Sotopia turns a `custom/...` name into (it cuts at the first two '@': a router a|b loses its tail)."
+    if not raw.startswith("custom"): return None
+    parts = raw.split("@")
+    return (parts[0].replace("custom/", "openai/"), parts[1]) if len(parts) > 1 else None
+
 def ensure_provider(spec:ModelSpec):
-    "Register the in-process provider a `local/` or `scripted/` spec needs (once)."
+    "Register the in-process provider a `local/` or `scripted/` spec needs (once); remember how Sotopia will name a `custom/` one."
+    if (form := sotopia_form(spec.raw)): _SOTOPIA_FORMS[form] = spec.raw
     for s in spec.endpoints or (spec,):
         if s.kind == "local" and not _registered("local"):
             from also.local_llm import register_local; register_local()
@@ -700,7 +709,8 @@ async def acompletion_adapter(**kwargs) -> ModelResponse:
     messages, model = kw.pop("messages"), kw.pop("model")
     if "base_url" in kw and "api_base" not in kw: kw["api_base"] = kw.pop("base_url")
     if kw.get("api_base") and str(model).startswith("openai/"):          # Sotopia's translation of custom/<m>@<url>
-        model = f"custom/{model.split('/', 1)[1]}@{kw.pop('api_base').rstrip('/')}"
+        base = kw.pop("api_base")
+        model = _SOTOPIA_FORMS.get((model, base)) or f"custom/{model.split('/', 1)[1]}@{base.rstrip('/')}"
         if kw.get("api_key") == os.environ.get("CUSTOM_API_KEY", "EMPTY"): kw.pop("api_key")   # the spec's own key
     for k in ("num_retries", "max_retries", "stream"): kw.pop(k, None)
     timeout = kw.pop("timeout", None)
