@@ -727,4 +727,5 @@ d = { 'settings': { 'branch': 'main',
                               'also.workers._ensure_sotopia_store': ('workers.html#_ensure_sotopia_store', 'also/workers.py'),
                               'also.workers._process_main': ('workers.html#_process_main', 'also/workers.py'),
                               'also.workers._serve': ('workers.html#_serve', 'also/workers.py'),
+                              'also.workers._usable_dir': ('workers.html#_usable_dir', 'also/workers.py'),
                               'also.workers.import_ray': ('workers.html#import_ray', 'also/workers.py')}}}

@@ -200,7 +200,8 @@ async def run_batch(run:RunConfig,                 # what to run
                            cache_path=settings.path("cache")/"llm.sqlite")
     if embedder is None:
         embedder = EmbeddingClient(run.episode.models.get("embedding") or settings.get("models", "embedding"),
-                                   cache_path=settings.path("cache")/"embeddings.sqlite", ledger=client.ledger, settings=settings)
+                                   cache_path=settings.path("cache")/"embeddings.sqlite", ledger=client.ledger, settings=settings,
+                                   timeout=client.limits.timeout, retries=client.limits.retries, backoff=client.limits.backoff)
     models = resolved_models(run.episode, client, embedder.model)
     d = prepare_run_dir(run, results, models)
     install_into_sotopia(store_dir=settings.path("sotopia_store"))

@@ -54,16 +54,25 @@ def _ensure_sotopia_store(store:Path):
         if not (store/".also-installed").is_file():
             install_into_sotopia(store_dir=store); (store/".also-installed").write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
 
+def _usable_dir(p:Path, name:str) -> Path:
+    "`p`, created; or a folder under the temp dir when `p` cannot be made here (another machine's layout)."
+    try: p.mkdir(parents=True, exist_ok=True); return p
+    except OSError:
+        import tempfile
+        q = Path(tempfile.gettempdir())/"also-worker"/name; q.mkdir(parents=True, exist_ok=True)
+        warnings.warn(f"{p} cannot be created on this machine; using {q}"); return q
+
 class EpisodeWorker:
     "Plays episode jobs in one process, with its own LLM client, embedder and caches."
     def __init__(self, setup:WorkerSetup):
         import torch; torch.set_num_threads(1)
         from also.data import load_data
         settings = Settings(setup.settings, Path(setup.root))
-        cache = settings.path("cache")
-        self.client = LLMClient(models=setup.models, limits=setup.limits, cache_path=cache/"llm.sqlite")
-        self.embedder = EmbeddingClient(setup.embedding, cache_path=cache/"embeddings.sqlite", ledger=self.client.ledger)
-        _ensure_sotopia_store(settings.path("sotopia_store"))
+        cache, L = _usable_dir(settings.path("cache"), "cache"), setup.limits
+        self.client = LLMClient(models=setup.models, limits=L, cache_path=cache/"llm.sqlite")
+        self.embedder = EmbeddingClient(setup.embedding, cache_path=cache/"embeddings.sqlite", ledger=self.client.ledger,
+                                        timeout=L.timeout, retries=L.retries, backoff=L.backoff)
+        _ensure_sotopia_store(_usable_dir(settings.path("sotopia_store"), "sotopia"))
         import sotopia.agents, sotopia.envs              # imported now, not inside the first episode
         self.data, self.played = load_data(), 0
 
@@ -111,10 +120,12 @@ class _Proc:
 
     def _read(self):
         while True:
-            try: jid, out = self.conn.recv()
-            except (EOFError, OSError): break
-            self.loop.call_soon_threadsafe(self._resolve, jid, out)
-        self.loop.call_soon_threadsafe(self._died)
+            try:
+                jid, out = self.conn.recv()
+                self.loop.call_soon_threadsafe(self._resolve, jid, out)
+            except (EOFError, OSError, RuntimeError): break       # pipe closed, or the driver's loop is gone
+        try: self.loop.call_soon_threadsafe(self._died)
+        except RuntimeError: pass
 
     def _resolve(self, jid, out):
         if jid == "ready":
