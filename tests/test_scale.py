@@ -198,3 +198,25 @@ def test_ray_two_workers_store_each_planned_episode_once_after_a_kill(tmp_path):
             assert sorted(ids) == sorted(e for e, *_ in more.plan()) and len(set(ids)) == 8
             _compare_with_in_process(tmp_path, read_episodes(out), more, srv.url)
     finally: ray.shutdown()
+
+
+def test_reproduce_stops_at_the_profile_budget_and_resumes(tmp_path):
+    from also.reproduce import reproduce
+    from also.runs import overrides_env
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text("models: {agent: scripted/bot, turn_judge: scripted/bot, terminal_judge: scripted/bot, optimizer: scripted/bot, "
+                    "embedding: fake/16}\nexperiments:\n  exp_main: {methods: [original, exp3], split: hard_small, episodes: 2, turns: 2, "
+                    "judge_mode: scores}\n  exp_bilateral: {split: hard_small, episodes: 1, turns: 2}\n")
+    priced = {"models": json.dumps({"scripted/bot": {"price": [20, 20]}})}
+    args = (str(prof), tmp_path / "results", tmp_path / "figs", tmp_path / "executed")
+    with overrides_env({"llm": {**priced, "max_cost": "0.0001"}}):
+        r = reproduce(*args, progress=False)
+    assert r["stopped"] == "budget" and r["report"] is None and r["experiments"] == {}
+    res = tmp_path / "results"
+    assert len(read_episodes(res / "tiny-main-original/episodes.jsonl")) == 2      # started under budget: finished
+    s = json.loads((res / "tiny-main-exp3/summary.json").read_text())
+    assert s["stopped"] == "budget" and s["stored"] == 0 and s["not_started"] == 2
+    with overrides_env({"llm": {**priced, "max_cost": "1000"}}):                    # a higher budget continues
+        r = reproduce(*args, only=["exp_main"], do_report=False, progress=False)
+    assert r["stopped"] is None and list(r["experiments"]) == ["exp_main"]
+    assert len(read_episodes(res / "tiny-main-exp3/episodes.jsonl")) == 2
