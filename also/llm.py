@@ -413,9 +413,10 @@ class _Slots:
         self.rpm = [AsyncLimiter(l["rpm"], 60) if l["rpm"] else None for l in lim]
         self.tpm = [AsyncLimiter(l["tpm"], 60) if l["tpm"] else None for l in lim]
         self.paused_until = [0.0] * len(lim)
-        total = sum(self.limit)
-        if spec.endpoints and spec.raw in limits.models: total = min(total, limits.of(spec.raw)["concurrency"])
-        self.total = asyncio.Semaphore(total)
+        whole = limits.models.get(spec.raw, {}) if spec.endpoints else {}    # a router's own entry: the router as a whole
+        self.total = asyncio.Semaphore(min(sum(self.limit), int(whole.get("concurrency", sum(self.limit)))))
+        self.whole_rpm = AsyncLimiter(whole["rpm"], 60) if whole.get("rpm") else None
+        self.whole_tpm = AsyncLimiter(whole["tpm"], 60) if whole.get("tpm") else None
 
     def pause(self, i:int, seconds:float):
         "Hold back every call to endpoint i for `seconds` (a Retry-After)."
@@ -423,7 +424,8 @@ class _Slots:
 
     async def charge(self, i:int, tokens:int):
         "Count `tokens` against endpoint i's tokens-per-minute limit."
-        if (b := self.tpm[i]) is not None and tokens > 0: await b.acquire(min(float(tokens), b.max_rate))
+        for b in (self.tpm[i], self.whole_tpm):
+            if b is not None and tokens > 0: await b.acquire(min(float(tokens), b.max_rate))
 
     @asynccontextmanager
     async def slot(self, tokens:int=0):
@@ -435,7 +437,8 @@ class _Slots:
             self.busy[i] += 1
             try:
                 if (wait := self.paused_until[i] - time.monotonic()) > 0: await asyncio.sleep(wait)
-                if self.rpm[i] is not None: await self.rpm[i].acquire()
+                for b in (self.rpm[i], self.whole_rpm):
+                    if b is not None: await b.acquire()
                 await self.charge(i, tokens)
                 yield i
             finally: self.busy[i] -= 1
