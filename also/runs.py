@@ -325,8 +325,11 @@ def _kv(s:str) -> tuple[str, object]:
     try: return k.strip(), json.loads(v)
     except json.JSONDecodeError: return k.strip(), v
 
-LLM_FLAGS = {"timeout": float, "retries": int, "backoff": float, "max_backoff": float, "concurrency": int,
-             "rpm": float, "tpm": float, "models": str}
+LLM_FLAGS = {"timeout": (float, "seconds per attempt of one call"), "retries": (int, "extra attempts after a retryable error"),
+             "backoff": (float, "first wait before a retry, seconds"), "max_backoff": (float, "cap of one wait (a Retry-After is honoured in full)"),
+             "concurrency": (int, "calls in flight per endpoint"), "rpm": (float, "requests per minute per endpoint"),
+             "tpm": (float, "tokens per minute per endpoint"),
+             "models": (str, 'per model/endpoint JSON, e.g. \'{"gpt-4o-mini": {"rpm": 500, "price": [0.15, 0.6]}}\'')}
 
 def add_scale_flags(p:argparse.ArgumentParser):
     "The flags `also run` and `also reproduce` share: budget, worker processes, Ray and the `[llm]` limits."
@@ -334,9 +337,9 @@ def add_scale_flags(p:argparse.ArgumentParser):
     g.add_argument("--max-cost", type=float, metavar="USD", help="start no new episode once the run (a reproduce profile: all its runs) has spent USD")
     g.add_argument("--workers", type=int, metavar="N", help="worker processes on this machine (1: this process; 0: one per core)")
     g.add_argument("--ray", metavar="ADDRESS", help="run episodes on a Ray cluster: 'local', 'auto' or HOST:PORT (pip install 'also[ray]')")
-    for k, t in LLM_FLAGS.items():
+    for k, (t, what) in LLM_FLAGS.items():
         g.add_argument(f"--llm-{k.replace('_', '-')}", dest=f"llm_{k}", type=t, metavar="JSON" if k == "models" else t.__name__.upper(),
-                       help=f"[llm] {k}")
+                       help=f"{what} ([llm] {k})")
 
 def scale_overrides(a:argparse.Namespace) -> dict:
     "{section: {key: text}} of the scale flags given on the command line."
