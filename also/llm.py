@@ -213,7 +213,7 @@ class KVStore:
 
     def _connect(self):
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA journal_mode=WAL"); self._db.execute("PRAGMA synchronous=NORMAL")   # a cache: no fsync per write
         self._db.execute("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT)")
 
     def _open(self):

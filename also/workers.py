@@ -38,10 +38,13 @@ class WorkerSetup:
     models: dict                     # the driver client's role models
     limits: LLMLimits                # this worker's share of the [llm] limits
     embedding: str                   # embedding model name
+    llm_cache: bool = True           # keep an LLM response cache (as the driver's client does, or not)
+    embedding_cache: bool = True     # keep an embedding cache (likewise)
 
     @classmethod
     def of(cls, settings:Settings, client:LLMClient, embedder, n_workers:int) -> WorkerSetup:
-        return cls(settings.values, str(settings.root), dict(client.models), client.limits.share(n_workers), embedder.model)
+        return cls(settings.values, str(settings.root), dict(client.models), client.limits.share(n_workers), embedder.model,
+                   client.cache is not None, getattr(embedder, "cache", None) is not None)
 
 # %% ../nbs/10a_workers.ipynb #e92d3dac
 def _ensure_sotopia_store(store:Path):
@@ -69,8 +72,9 @@ class EpisodeWorker:
         from also.data import load_data
         settings = Settings(setup.settings, Path(setup.root))
         cache, L = _usable_dir(settings.path("cache"), "cache"), setup.limits
-        self.client = LLMClient(models=setup.models, limits=L, cache_path=cache/"llm.sqlite")
-        self.embedder = EmbeddingClient(setup.embedding, cache_path=cache/"embeddings.sqlite", ledger=self.client.ledger,
+        self.client = LLMClient(models=setup.models, limits=L, cache_path=cache/"llm.sqlite" if setup.llm_cache else None)
+        self.embedder = EmbeddingClient(setup.embedding, cache_path=cache/"embeddings.sqlite" if setup.embedding_cache else None,
+                                        ledger=self.client.ledger,
                                         timeout=L.timeout, retries=L.retries, backoff=L.backoff)
         _ensure_sotopia_store(_usable_dir(settings.path("sotopia_store"), "sotopia"))
         import sotopia.agents, sotopia.envs              # imported now, not inside the first episode
