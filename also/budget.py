@@ -4,7 +4,7 @@
 
 # %% ../nbs/10b_budget.ipynb #19310a10
 from __future__ import annotations
-import json, math, sys
+import json, math
 from dataclasses import dataclass
 from pathlib import Path
 from .core import AlsoError, ConfigError

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11a_scale.ipynb #81ce5453
 from __future__ import annotations
-import argparse, asyncio, json, os, tempfile, time
+import argparse, json, os, tempfile, time
 from pathlib import Path
 from .core import ConfigError, Settings
 from .episode import EpisodeConfig

@@ -5,7 +5,7 @@
 # %% ../nbs/10a_workers.ipynb #eb9bd1db
 from __future__ import annotations
 import asyncio, copy, itertools, multiprocessing as mp, os, threading, time, warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from .core import AlsoError, ConfigError, Settings
 from .llm import LLMClient, LLMLimits, Ledger, describe, drain_llm_layer
