@@ -17,16 +17,16 @@ SUBCOMMANDS = {
     "reproduce": ("also.reproduce:reproduce_cli", "run a named profile of experiments, then all tables and figures"),
     "report":    ("also.report:report_cli", "regenerate every table and figure from stored results"),
     "export":    ("also.results:export_cli", "write stored runs as tidy parquet tables (finals, turns, arms, ledger, episodes)"),
-    "bench":     ("also.cli:bench_cli", "benchmarks: decision (bandit speed), llm (local model), concurrency (runner)"),
+    "bench":     ("also.cli:bench_cli", "benchmarks: decision (bandit speed), llm (local model), concurrency (runner), scale (servers x workers)"),
     "synthetic": ("also.synthetic:synthetic_cli", "the synthetic bandit benchmark with ground truth (no LLM)"),
     "doctor":    ("also.doctor:doctor_cli", "check the installation: local model, embeddings, storage, configured models"),
 }
 
 BENCHES = {"decision": "also.bandits.bench:bench_decision_cli", "llm": "also.local_llm:bench_llm_cli",
-           "concurrency": "also.runs:bench_concurrency_cli"}
+           "concurrency": "also.runs:bench_concurrency_cli", "scale": "also.scale:bench_scale_cli"}
 
 def bench_cli(argv:list|None=None):
-    "`also bench <decision|llm|concurrency> [options]`."
+    "`also bench <decision|llm|concurrency|scale> [options]`."
     argv = list(argv or [])
     usage = f"usage: also bench {{{'|'.join(BENCHES)}}} [options]"
     if argv[:1] in (["-h"], ["--help"]):

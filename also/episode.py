@@ -14,7 +14,7 @@ from .spaces import load_space, compose, StrategySpace
 from .bandits.base import BANDITS, bandit_class, make_bandit, get_profile, Profile
 from .reward import JUDGE_MODES, normalized_reward, judge_turn, make_terminal_evaluator, terminal_response_format
 from .deadlock import turn_signals
-from .llm import llm_tags, llm_purpose, llm_defaults, acompletion_adapter, get_client, use_client, sotopia_purpose, ensure_provider, parse_model_spec
+from .llm import total_cost, llm_tags, llm_purpose, llm_defaults, acompletion_adapter, get_client, use_client, sotopia_purpose, ensure_provider, parse_model_spec
 
 # %% auto #0
 __all__ = ['OPTIMIZE', 'MODEL_KEYS', 'EpisodeConfig', 'own_persona', 'Injector', 'context_text', 'judge_history',
@@ -293,7 +293,7 @@ def episode_ledger(client, episode_id:str, attempt:int=0) -> dict:
     return {"calls": calls, "api_calls": sum(not r.get("cache_hit") for r in recs),
             "prompt_tokens": int(sum(r.get("prompt_tokens") or 0 for r in recs)),
             "completion_tokens": int(sum(r.get("completion_tokens") or 0 for r in recs)),
-            "cost_usd": float(sum(r.get("cost") or 0.0 for r in recs)),
+            "cost_usd": total_cost(recs),          # None: a call went to a model whose price is unknown
             "failed_attempts": sum(bool(r.get("error")) for r in recs)}
 
 # %% ../nbs/10_episode.ipynb #a1c0e004

@@ -5,8 +5,8 @@
 # %% ../nbs/06_llm.ipynb #7eba3ee1
 from __future__ import annotations
 import asyncio, contextvars, functools, hashlib, json, os, random, re, sqlite3, threading, time, uuid, warnings, weakref
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager, asynccontextmanager
+from dataclasses import dataclass, field, fields, replace, asdict
 from pathlib import Path
 from typing import Any
 from .core import AlsoError, ConfigError, Settings
@@ -17,11 +17,13 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['PURPOSES', 'LEDGER_FORMAT', 'RETRYABLE_STATUS', 'SERVER_FORMS', 'LLMError', 'LLMCallError', 'LLMOutputError',
-           'ModelSpec', 'parse_model_spec', 'register_provider', 'ensure_provider', 'role_models', 'llm_tags', 'Ledger',
-           'KVStore', 'cache_key', 'parse_output', 'repair_messages', 'EndpointError', 'is_retryable', 'describe',
-           'LLMClient', 'openai_endpoint', 'response_format_as', 'chat_body', 'post_chat', 'post_chat_as_accepted',
-           'usage_of', 'llm_purpose', 'current_purpose', 'llm_defaults', 'get_client', 'use_client', 'set_client',
-           'sotopia_purpose', 'acompletion_adapter', 'drain_llm_layer', 'run_sync']
+           'ModelSpec', 'parse_model_spec', 'register_provider', 'sotopia_form', 'ensure_provider', 'role_models',
+           'cost_of', 'total_cost', 'fmt_cost', 'llm_tags', 'Ledger', 'KVStore', 'cache_key', 'parse_output',
+           'repair_messages', 'EndpointError', 'is_retryable', 'describe', 'retry_after_seconds', 'retry_after_of',
+           'LLMLimits', 'LLMClient', 'openai_endpoint', 'response_format_as', 'chat_body', 'post_chat',
+           'post_chat_as_accepted', 'usage_of', 'backoff_wait', 'llm_purpose', 'current_purpose', 'llm_defaults',
+           'get_client', 'use_client', 'set_client', 'sotopia_purpose', 'acompletion_adapter', 'drain_llm_layer',
+           'run_sync']
 
 # %% ../nbs/06_llm.ipynb #a18c57af
 class LLMError(AlsoError):
@@ -90,8 +92,17 @@ def register_provider(provider:str, # litellm provider prefix, e.g. "local"
 def _registered(provider:str) -> bool:
     return any(m.get("provider") == provider for m in litellm.custom_provider_map)
 
+_SOTOPIA_FORMS: dict = {}   # (model, base_url) as Sotopia passes a custom/... name -> the configured name
+
+def sotopia_form(raw:str) -> tuple[str, str]|None:
+    "(model, base_url) that Sotopia turns a `custom/...` name into (it cuts at the first two '@': a router a|b loses its tail)."
+    if not raw.startswith("custom"): return None
+    parts = raw.split("@")
+    return (parts[0].replace("custom/", "openai/"), parts[1]) if len(parts) > 1 else None
+
 def ensure_provider(spec:ModelSpec):
-    "Register the in-process provider a `local/` or `scripted/` spec needs (once)."
+    "Register the in-process provider a `local/` or `scripted/` spec needs (once); remember how Sotopia will name a `custom/` one."
+    if (form := sotopia_form(spec.raw)): _SOTOPIA_FORMS[form] = spec.raw
     for s in spec.endpoints or (spec,):
         if s.kind == "local" and not _registered("local"):
             from also.local_llm import register_local; register_local()
@@ -107,6 +118,22 @@ def role_models(settings:Settings|None=None, # run settings (default: Settings.l
     "{purpose: model name} for the five roles."
     settings = settings or Settings.load()
     return {p: settings.get("models", p) for p in PURPOSES}
+
+# %% ../nbs/06_llm.ipynb #6c225e14
+def _unpriced(r:dict) -> bool: return r.get("cost") is None and r.get("error") is None and not r.get("cache_hit")
+
+def cost_of(records:list) -> tuple[float, int]:
+    "(USD of the priced calls, number of answered calls whose price is unknown) of ledger records."
+    return float(sum(r.get("cost") or 0.0 for r in records)), sum(map(_unpriced, records))
+
+def total_cost(records:list) -> float|None:
+    "The USD total of ledger records, or None ('unknown') when an answered call has no known price."
+    usd, unknown = cost_of(records)
+    return None if unknown else usd
+
+def fmt_cost(usd:float|None) -> str:
+    "A cost for people: '$0.0123', or 'unknown' (never $0 for an unknown price)."
+    return "unknown" if usd is None else f"${usd:.4f}"
 
 # %% ../nbs/06_llm.ipynb #75d91a2e
 _TAGS: contextvars.ContextVar[dict] = contextvars.ContextVar("also_llm_tags", default={})
@@ -126,10 +153,12 @@ class Ledger:
                  run:str|None=None): # run id put on every record
         self.path, self.run, self.records, self._lock = Path(path) if path else None, run or uuid.uuid4().hex[:12], [], threading.Lock()
         self._by_episode = {}          # episode tag -> its records: per-episode queries stay O(episode), not O(run)
+        self.usd, self.unpriced = 0.0, 0   # running cost of the priced calls, and the number without a price
         if self.path: self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def _keep(self, rec:dict):
         self.records.append(rec); self._by_episode.setdefault(rec.get("episode"), []).append(rec)
+        self.usd += rec.get("cost") or 0.0; self.unpriced += _unpriced(rec)
 
     def add(self, **rec) -> dict:
         rec = {"format": LEDGER_FORMAT, "ts": time.time(), "run": self.run, **rec, **{k: v for k, v in _TAGS.get().items() if k not in rec}}
@@ -138,6 +167,13 @@ class Ledger:
             if self.path:
                 with self.path.open("a") as f: f.write(json.dumps(rec, default=str) + "\n")
         return rec
+
+    def extend(self, records:list):
+        "Add records made elsewhere (e.g. by a worker process), keeping their fields."
+        with self._lock:
+            for rec in records: self._keep(rec)
+            if self.path and records:
+                with self.path.open("a") as f: f.write("".join(json.dumps(r, default=str) + "\n" for r in records))
 
     def select(self, **where) -> list[dict]:
         "Records whose fields equal all of `where` (e.g. `purpose='agent', episode='e1'`)."
@@ -152,7 +188,8 @@ class Ledger:
                     "cache_hits": sum(bool(r.get("cache_hit")) for r in rs),
                     "prompt_tokens": sum(r.get("prompt_tokens") or 0 for r in rs),
                     "completion_tokens": sum(r.get("completion_tokens") or 0 for r in rs),
-                    "cost": sum(r.get("cost") or 0.0 for r in rs), "latency_s": round(sum(r.get("latency_s") or 0 for r in rs), 3)}
+                    "cost": total_cost(rs), "unpriced_calls": cost_of(rs)[1],
+                    "latency_s": round(sum(r.get("latency_s") or 0 for r in rs), 3)}
         rs = self.select(**where)
         return {**tot(rs), "by_purpose": {p: tot([r for r in rs if r.get("purpose") == p]) for p in dict.fromkeys(r.get("purpose") for r in rs)}}
 
@@ -171,37 +208,45 @@ class Ledger:
 
 # %% ../nbs/06_llm.ipynb #8d5d8727
 class KVStore:
-    "A tiny thread-safe sqlite key -> text store that recovers from a corrupt file."
+    "A tiny thread- and process-safe sqlite key -> text store that recovers from a corrupt file."
     def __init__(self, path:str|Path): # the sqlite file
         self.path, self._lock = Path(path), threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._open()
 
+    def _connect(self):
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL"); self._db.execute("PRAGMA synchronous=NORMAL")   # a cache: no fsync per write
+        self._db.execute("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT)")
+
     def _open(self):
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT)")
+        try: self._connect()
         except sqlite3.DatabaseError as e: self._recover(e)
+
+    def _failed(self, err:sqlite3.DatabaseError):
+        if isinstance(err, sqlite3.OperationalError):         # busy/locked by another process: not corruption
+            warnings.warn(f"cache {self.path}: {err}; treated as a miss"); return
+        self._recover(err)
 
     def _recover(self, err):
         try: self._db.close()
         except Exception: pass
         bad = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
         warnings.warn(f"cache {self.path} is corrupt ({err}); moved it to {bad.name} and starting an empty cache")
-        if self.path.exists(): self.path.replace(bad)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT)")
+        for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            if p.exists(): p.replace(p.with_name(p.name.replace(self.path.name, bad.name)))
+        self._connect()
 
     def get(self, k:str) -> str|None:
         with self._lock:
             try: row = self._db.execute("SELECT v FROM kv WHERE k=?", (k,)).fetchone()
-            except sqlite3.DatabaseError as e: self._recover(e); return None
+            except sqlite3.DatabaseError as e: self._failed(e); return None
         return row[0] if row else None
 
     def put(self, k:str, v:str):
         with self._lock:
             try: self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (k, v))
-            except sqlite3.DatabaseError as e: self._recover(e)
+            except sqlite3.DatabaseError as e: self._failed(e)
 
     def __len__(self):
         with self._lock: return self._db.execute("SELECT COUNT(*) FROM kv").fetchone()[0]
@@ -255,9 +300,9 @@ RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 
 class EndpointError(Exception):
     "An OpenAI-compatible server answered with an HTTP error, or with a body that is not a chat completion."
-    def __init__(self, msg:str, status_code:int|None=None, retryable:bool|None=None):
+    def __init__(self, msg:str, status_code:int|None=None, retryable:bool|None=None, retry_after:float|None=None):
         super().__init__(msg)
-        self.status_code = status_code
+        self.status_code, self.retry_after = status_code, retry_after
         self.retryable = status_code in RETRYABLE_STATUS if retryable is None else retryable
 
 def is_retryable(e:BaseException) -> bool:
@@ -277,38 +322,170 @@ def describe(e:BaseException) -> str:
     st = getattr(e, "status_code", None)
     return f"{type(e).__name__}" + (f" (HTTP {st})" if st else "") + (f": {str(e)[:300]}" if str(e) else "")
 
+# %% ../nbs/06_llm.ipynb #665550aa
+def retry_after_seconds(headers) -> float|None:
+    "The wait a reply asks for: `retry-after-ms`, or `Retry-After` in seconds or as an HTTP date; None if absent."
+    if not headers: return None
+    get = lambda k: headers.get(k) or headers.get(k.title())
+    try:
+        if (ms := get("retry-after-ms")) is not None: return max(0.0, float(ms) / 1000)
+        if (v := get("retry-after")) is None: return None
+        try: return max(0.0, float(v))
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+            return max(0.0, parsedate_to_datetime(v).timestamp() - time.time())
+    except (TypeError, ValueError): return None
+
+def retry_after_of(e:BaseException) -> float|None:
+    "The Retry-After of a failed call (our endpoint errors, or litellm/OpenAI errors carrying the HTTP response)."
+    if isinstance(e, EndpointError): return e.retry_after
+    headers = getattr(getattr(e, "response", None), "headers", None) or getattr(e, "litellm_response_headers", None)
+    try: return retry_after_seconds(headers)
+    except Exception: return None
+
+# %% ../nbs/06_llm.ipynb #2e9f22b1
+def _num(v, cast=float):
+    return None if v is None or str(v).strip() in ("", "none", "None") else cast(v)
+
+@dataclass
+class LLMLimits:
+    "How calls are paced: timeouts, retries, backoff and per-endpoint limits (settings.ini [llm])."
+    timeout: float = 120.0      # seconds per attempt
+    retries: int = 3            # extra attempts after a retryable error
+    backoff: float = 1.0        # first backoff in seconds (doubles each retry, with jitter)
+    max_backoff: float = 60.0   # cap of one backoff (a Retry-After is honoured in full)
+    concurrency: int = 64       # calls in flight per endpoint (the embedded local/ model: 1)
+    rpm: float|None = None      # requests per minute per endpoint (None: no limit)
+    tpm: float|None = None      # tokens per minute per endpoint (None: no limit)
+    models: dict = field(default_factory=dict)  # {model or endpoint name: {concurrency, rpm, tpm, price}}
+
+    def __post_init__(self):
+        try:
+            self.timeout, self.backoff, self.max_backoff = float(self.timeout), float(self.backoff), float(self.max_backoff)
+            self.retries, self.concurrency = int(self.retries), int(self.concurrency)
+            self.rpm, self.tpm = _num(self.rpm), _num(self.tpm)
+        except (TypeError, ValueError) as e: raise ConfigError(f"[llm] settings: {e}") from None
+        if self.timeout <= 0 or self.retries < 0 or self.backoff < 0 or self.max_backoff < 0 or self.concurrency < 1:
+            raise ConfigError(f"[llm] needs timeout > 0, retries >= 0, backoff/max_backoff >= 0, concurrency >= 1; got {self}")
+        for k, v in ((k, getattr(self, k)) for k in ("rpm", "tpm")):
+            if v is not None and v <= 0: raise ConfigError(f"[llm] {k} must be > 0 or empty, got {v}")
+        if not isinstance(self.models, dict): raise ConfigError(f"[llm] models must be a JSON object, got {self.models!r}")
+        for name, o in self.models.items():
+            if not isinstance(o, dict) or (bad := set(o) - {"concurrency", "rpm", "tpm", "price"}):
+                raise ConfigError(f"[llm] models[{name!r}]: keys are concurrency, rpm, tpm, price; got {o!r}")
+            if "price" in o and not (isinstance(o["price"], (list, tuple)) and len(o["price"]) == 2):
+                raise ConfigError(f"[llm] models[{name!r}].price must be [USD per 1M input tokens, USD per 1M output tokens]")
+
+    @classmethod
+    def from_settings(cls, settings:Settings) -> LLMLimits:
+        "The `[llm]` section of `settings` (missing keys: the defaults)."
+        s = {k: v for k, v in (settings.values.get("llm") or {}).items() if k in {f.name for f in fields(cls)}}
+        if isinstance(s.get("models"), str):
+            try: s["models"] = json.loads(s["models"] or "{}")
+            except json.JSONDecodeError as e: raise ConfigError(f"[llm] models is not valid JSON ({e}): {s['models']!r}") from None
+        return cls(**s)
+
+    def of(self, name:str, kind:str="litellm") -> dict:
+        "{concurrency, rpm, tpm} of one model or endpoint name."
+        o = self.models.get(name, {})
+        return {"concurrency": int(o.get("concurrency", 1 if kind == "local" else self.concurrency)),
+                "rpm": _num(o.get("rpm", self.rpm)), "tpm": _num(o.get("tpm", self.tpm))}
+
+    def price(self, *names:str) -> tuple|None:
+        "(USD per input token, per output token) configured for the first of `names` that has one."
+        for n in names:
+            if p := self.models.get(n, {}).get("price"): return float(p[0]) / 1e6, float(p[1]) / 1e6
+        return None
+
+    def share(self, n:int) -> LLMLimits:
+        "The limits of one of `n` workers: 1/n of every concurrency (at least 1) and rate."
+        if n <= 1: return self
+        part = lambda v, cast: None if v is None else (max(1, -(-int(v) // n)) if cast is int else v / n)
+        models = {k: {**o, **{f: part(o[f], int if f == "concurrency" else float) for f in ("concurrency", "rpm", "tpm") if f in o}}
+                  for k, o in self.models.items()}
+        return replace(self, concurrency=part(self.concurrency, int), rpm=part(self.rpm, float), tpm=part(self.tpm, float), models=models)
+
 # %% ../nbs/06_llm.ipynb #89db0610
+class _Slots:
+    "The endpoints of one model (one, or a router's), each with its own slots, rate limiters and Retry-After pause."
+    def __init__(self, spec:ModelSpec, limits:LLMLimits):
+        from aiolimiter import AsyncLimiter
+        self.endpoints = list(spec.endpoints or (spec,))
+        lim = [limits.of(e.raw, e.kind) for e in self.endpoints]
+        self.limit, self.busy = [l["concurrency"] for l in lim], [0] * len(lim)
+        self.rpm = [AsyncLimiter(l["rpm"], 60) if l["rpm"] else None for l in lim]
+        self.tpm = [AsyncLimiter(l["tpm"], 60) if l["tpm"] else None for l in lim]
+        self.paused_until = [0.0] * len(lim)
+        whole = limits.models.get(spec.raw, {}) if spec.endpoints else {}    # a router's own entry: the router as a whole
+        self.total = asyncio.Semaphore(min(sum(self.limit), int(whole.get("concurrency", sum(self.limit)))))
+        self.whole_rpm = AsyncLimiter(whole["rpm"], 60) if whole.get("rpm") else None
+        self.whole_tpm = AsyncLimiter(whole["tpm"], 60) if whole.get("tpm") else None
+
+    def pause(self, i:int, seconds:float):
+        "Hold back every call to endpoint i for `seconds` (a Retry-After)."
+        self.paused_until[i] = max(self.paused_until[i], time.monotonic() + seconds)
+
+    async def charge(self, i:int, tokens:int):
+        "Count `tokens` against endpoint i's tokens-per-minute limit."
+        for b in (self.tpm[i], self.whole_tpm):
+            if b is not None and tokens > 0: await b.acquire(min(float(tokens), b.max_rate))
+
+    @asynccontextmanager
+    async def slot(self, tokens:int=0):
+        "Hold one slot of the least busy endpoint (rate limits and any pause waited out first); yields its index."
+        async with self.total:                          # a free slot exists on at least one endpoint
+            now = time.monotonic()
+            i = min((j for j in range(len(self.busy)) if self.busy[j] < self.limit[j]),
+                    key=lambda j: (self.paused_until[j] > now, self.busy[j] / self.limit[j]))
+            self.busy[i] += 1
+            try:
+                if (wait := self.paused_until[i] - time.monotonic()) > 0: await asyncio.sleep(wait)
+                for b in (self.rpm[i], self.whole_rpm):
+                    if b is not None: await b.acquire()
+                await self.charge(i, tokens)
+                yield i
+            finally: self.busy[i] -= 1
+
 class LLMClient:
-    "The async LLM layer: routing, retries, concurrency limits, validation, ledger and cache."
-    def __init__(self, settings:Settings|None=None, # run settings: the [models] roles
+    "The async LLM layer: routing, retries, limits, validation, ledger and cache."
+    def __init__(self, settings:Settings|None=None, # run settings: the [models] roles and the [llm] limits
                  ledger:Ledger|None=None, # where calls are recorded (default: in memory)
                  cache_path:str|Path|None=None, # sqlite response cache (None: no cache)
-                 timeout:float=120.0, # seconds per attempt
-                 retries:int=3, # extra attempts after the first on retryable errors
-                 backoff:float=1.0, # first backoff in seconds (doubles each retry, with jitter)
-                 concurrency:dict|None=None, # {model name: max concurrent calls}
-                 default_concurrency:int=8, # for models not in `concurrency` (local/...: 1)
+                 timeout:float|None=None, # seconds per attempt (default: the limits')
+                 retries:int|None=None, # extra attempts after the first on retryable errors (default: the limits')
+                 backoff:float|None=None, # first backoff in seconds (default: the limits')
+                 concurrency:int|dict|None=None, # calls in flight per endpoint, or {model name: calls in flight}
                  models:dict|None=None, # {purpose: model name}, overrides settings
+                 limits:LLMLimits|None=None, # (default: settings' [llm] if settings are given or no models are, else LLMLimits())
                 ):
-        self.models = {**(role_models(settings) if settings or models is None else {}), **(models or {})}
-        self.ledger, self.timeout, self.retries, self.backoff = ledger or Ledger(), timeout, retries, backoff
+        use_settings = settings is not None or models is None
+        settings = settings or (Settings.load() if use_settings else None)
+        self.models = {**(role_models(settings) if use_settings else {}), **(models or {})}
+        limits = limits or (LLMLimits.from_settings(settings) if use_settings else LLMLimits())
+        over = {k: v for k, v in (("timeout", timeout), ("retries", retries), ("backoff", backoff)) if v is not None}
+        if isinstance(concurrency, int): over["concurrency"] = concurrency
+        elif concurrency: over["models"] = {**limits.models, **{m: {**limits.models.get(m, {}), "concurrency": int(n)} for m, n in concurrency.items()}}
+        self.limits = replace(limits, **over) if over else limits
+        self.ledger = ledger or Ledger()
         self.cache = KVStore(cache_path) if cache_path else None
-        self.concurrency, self.default_concurrency = concurrency or {}, default_concurrency
-        self._sems, self._routers = {}, {}
+        self._slots = {}
         for p, m in self.models.items():                      # register in-process providers now: Sotopia asks
             if p != "embedding": ensure_provider(parse_model_spec(m))   # litellm about them before any call
+
+    timeout = property(lambda self: self.limits.timeout)
+    retries = property(lambda self: self.limits.retries)
+    backoff = property(lambda self: self.limits.backoff)
 
     def model_for(self, purpose:str) -> str:
         "The configured model name of a role."
         if purpose not in self.models: raise ConfigError(f"no model configured for purpose {purpose!r}; known: {sorted(self.models)}")
         return self.models[purpose]
 
-    def _sem(self, spec:ModelSpec) -> asyncio.Semaphore:
+    def slots(self, spec:ModelSpec) -> _Slots:
+        "The endpoint slots of a model in the running event loop."
         key = (id(asyncio.get_running_loop()), spec.raw)
-        if key not in self._sems:
-            n = self.concurrency.get(spec.raw, 1 if spec.kind == "local" else self.default_concurrency)
-            self._sems[key] = asyncio.Semaphore(n)
-        return self._sems[key]
+        if key not in self._slots: self._slots[key] = _Slots(spec, self.limits)
+        return self._slots[key]
 
 # %% ../nbs/06_llm.ipynb #c962e296
 _LITELLM_ONLY = {"api_base", "api_key", "base_url", "timeout", "drop_params", "num_retries", "max_retries", "metadata"}
@@ -368,8 +545,8 @@ async def post_chat(url:str, # the chat-completions url
                    ) -> ModelResponse:
     "One chat-completions request to an OpenAI-compatible server."
     async with _session().post(url, json=body, headers={"Authorization": f"Bearer {key}"}) as r:
-        raw, status = await r.read(), r.status
-    if status >= 400: raise EndpointError(f"{url}: {_error_text(raw)}", status)
+        raw, status, headers = await r.read(), r.status, r.headers
+    if status >= 400: raise EndpointError(f"{url}: {_error_text(raw)}", status, retry_after=retry_after_seconds(headers))
     try:
         data = json.loads(raw)
         msg = data["choices"][0]["message"]
@@ -399,26 +576,21 @@ async def post_chat_as_accepted(url:str, key:str, spec:ModelSpec, messages:list,
     return resp
 
 # %% ../nbs/06_llm.ipynb #ed0b6e37
-def _router(self, spec:ModelSpec):
-    if spec.raw not in self._routers:
-        self._routers[spec.raw] = litellm.Router(model_list=[{"model_name": spec.raw, "litellm_params": e.kwargs()}
-                                                             for e in spec.endpoints], num_retries=0)
-    return self._routers[spec.raw]
-
 @patch
 async def _attempt(self:LLMClient, spec:ModelSpec, messages:list, params:dict) -> ModelResponse:
     if ep := openai_endpoint(spec, params): return await post_chat_as_accepted(*ep, spec, messages, params)
     ensure_provider(spec)
-    if spec.endpoints:
-        return await _router(self, spec).acompletion(model=spec.raw, messages=messages, max_retries=0, **params)
     return await litellm.acompletion(**spec.kwargs(), messages=messages, max_retries=0, num_retries=0, **params)
 
 # %% ../nbs/06_llm.ipynb #ef4d07c7
-def usage_of(resp:ModelResponse, spec:ModelSpec, params:dict|None=None) -> dict:
-    "Prompt/completion tokens and cost of one response (`params`: the call's, to tell a self-hosted server)."
+def usage_of(resp:ModelResponse, spec:ModelSpec, params:dict|None=None, # the call's parameters (to tell a self-hosted server)
+             price:tuple|None=None, # (USD per input token, per output token) configured for the model
+            ) -> dict:
+    "Prompt/completion tokens and cost of one response."
     u = getattr(resp, "usage", None)
     pt, ct = (getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0) if u else (0, 0)
-    if spec.kind in ("local", "scripted"): cost = 0.0
+    if price: cost = pt * price[0] + ct * price[1]
+    elif spec.kind in ("local", "scripted"): cost = 0.0
     elif openai_endpoint(spec, params or {}): cost = None
     else:
         try: cost = float(litellm.completion_cost(completion_response=resp, model=spec.model))
@@ -426,29 +598,41 @@ def usage_of(resp:ModelResponse, spec:ModelSpec, params:dict|None=None) -> dict:
     return {"prompt_tokens": pt, "completion_tokens": ct, "cost": cost}
 
 # %% ../nbs/06_llm.ipynb #a7c47c1c
+def _prompt_tokens(messages:list) -> int:
+    "A cheap estimate of a prompt's tokens (4 characters per token), for the tokens-per-minute limit."
+    return sum(len(m.get("content") or "") if isinstance(m.get("content"), str) else 200 for m in messages if isinstance(m, dict)) // 4 + 1
+
+def backoff_wait(limits:LLMLimits, attempt:int, retry_after:float|None=None) -> float:
+    "Seconds before retry `attempt` (>= 1): jittered exponential backoff capped at max_backoff, or the Retry-After if longer."
+    return max(min(limits.backoff * 2 ** (attempt - 1) * (0.5 + random.random()), limits.max_backoff), retry_after or 0.0)
+
 @patch
 async def _call(self:LLMClient, spec:ModelSpec, messages:list, params:dict, purpose:str,
                 timeout:float|None, retries:int|None) -> ModelResponse:
     timeout, retries = timeout or self.timeout, self.retries if retries is None else retries
     if spec.kind == "local": timeout = None   # an in-process model cannot be reached "late": a timeout would only abandon
                                               # a generation that keeps the model busy, and make the retry queue behind it
-    last = None
+    slots, last, wait_for_server = self.slots(spec), None, None
     for attempt in range(retries + 1):
-        if attempt: await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * (0.5 + random.random()))
-        async with self._sem(spec):
-            t0 = time.perf_counter()
+        if attempt: await asyncio.sleep(backoff_wait(self.limits, attempt, wait_for_server))
+        async with slots.slot(_prompt_tokens(messages)) as i:
+            ep, t0 = slots.endpoints[i], time.perf_counter()
+            where = {"endpoint": ep.raw} if spec.endpoints else {}
             try:
-                resp = await asyncio.wait_for(self._attempt(spec, messages, {"timeout": timeout, **params}), timeout)
+                resp = await asyncio.wait_for(self._attempt(ep, messages, {"timeout": timeout, **params}), timeout)
             except Exception as e:
-                last = e
+                last, wait_for_server = e, retry_after_of(e)
+                if wait_for_server: slots.pause(i, wait_for_server)
                 rec = self.ledger.add(model=spec.raw, purpose=purpose, attempt=attempt, prompt_tokens=0, completion_tokens=0,
-                                      cost=0.0, latency_s=round(time.perf_counter() - t0, 4), cache_hit=False, error=describe(e))
+                                      cost=0.0, latency_s=round(time.perf_counter() - t0, 4), cache_hit=False, error=describe(e), **where)
                 if not is_retryable(e):
                     rec["failed"] = True
                     raise LLMCallError("call failed (not retryable)", spec.raw, purpose, describe(e)) from e
                 continue
-        self.ledger.add(model=spec.raw, purpose=purpose, attempt=attempt, **usage_of(resp, spec, params),
-                        latency_s=round(time.perf_counter() - t0, 4), cache_hit=False, error=None)
+        use = usage_of(resp, ep, params, self.limits.price(spec.raw, ep.raw))
+        self.ledger.add(model=spec.raw, purpose=purpose, attempt=attempt, **use,
+                        latency_s=round(time.perf_counter() - t0, 4), cache_hit=False, error=None, **where)
+        await slots.charge(i, use["completion_tokens"])
         return resp
     rec["failed"] = True
     raise LLMCallError(f"call failed after {retries + 1} attempts", spec.raw, purpose, describe(last)) from last
@@ -565,7 +749,8 @@ async def acompletion_adapter(**kwargs) -> ModelResponse:
     messages, model = kw.pop("messages"), kw.pop("model")
     if "base_url" in kw and "api_base" not in kw: kw["api_base"] = kw.pop("base_url")
     if kw.get("api_base") and str(model).startswith("openai/"):          # Sotopia's translation of custom/<m>@<url>
-        model = f"custom/{model.split('/', 1)[1]}@{kw.pop('api_base').rstrip('/')}"
+        base = kw.pop("api_base")
+        model = _SOTOPIA_FORMS.get((model, base)) or f"custom/{model.split('/', 1)[1]}@{base.rstrip('/')}"
         if kw.get("api_key") == os.environ.get("CUSTOM_API_KEY", "EMPTY"): kw.pop("api_key")   # the spec's own key
     for k in ("num_retries", "max_retries", "stream"): kw.pop(k, None)
     timeout = kw.pop("timeout", None)

@@ -4,14 +4,15 @@
 
 # %% ../nbs/16_reproduce.ipynb #5a4b5eca
 from __future__ import annotations
-import argparse, time
+import argparse, sys, time
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from .core import AlsoError, ConfigError, DataError, Settings
 from .data import load_data, split_combos
 from .episode import EpisodeConfig
-from .runs import RunConfig, run, read_episodes
+from .runs import RunConfig, run, read_episodes, add_scale_flags, scale_overrides, apply_overrides, overrides_env, scale_options
+from .budget import profile_usd
 from .report import run_notebook, report, select_tags, results_path, out_path, experiments_dir
 
 # %% auto #0
@@ -151,12 +152,20 @@ def reproduce(profile:str|None=None,            # profile name or YAML path (Non
     todo = {k: v for k, v in prof["experiments"].items() if not only or k in only}
     seed = Settings.load().int("run", "seed") if seed is None else int(seed)
     done = {}
+    max_cost = scale_options(Settings.load())[0]            # --max-cost reaches here (and the kernels) as ALSO_LLM_MAX_COST
     for i, (name, params) in enumerate(todo.items(), 1):
         print(f"[{i}/{len(todo)}] {name} ({prof['name']})", flush=True)
         t0 = time.time()
         takes_seed = "seed" in pm_parameters(experiments_dir()/f"{name}.ipynb")
-        run_notebook(name, {**({"seed": seed} if takes_seed else {}), **params, "profile": prof["name"], "models": prof["models"], "results_dir": str(res),
-                            "out_dir": str(out), "progress": progress}, executed_dir, timeout=None, log_output=progress)
+        try: run_notebook(name, {**({"seed": seed} if takes_seed else {}), **params, "profile": prof["name"], "models": prof["models"],
+                                 "results_dir": str(res), "out_dir": str(out), "progress": progress}, executed_dir, timeout=None,
+                          log_output=progress)
+        except AlsoError:
+            if max_cost is None or (spent := profile_usd(res, prof["name"])) < max_cost: raise
+            print(f"also reproduce ({prof['name']}): budget of ${max_cost:g} reached (${spent:.4f} spent) in {name}; "
+                  f"{len(todo) - i} more experiment notebook(s) and the report not run; re-run with a higher --max-cost "
+                  "to continue", file=sys.stderr)
+            return {"profile": prof["name"], "experiments": done, "report": None, "stopped": "budget", "spent_usd": round(spent, 6)}
         done[name] = round(time.time() - t0, 1)
     rep = None
     if do_report:
@@ -164,7 +173,7 @@ def reproduce(profile:str|None=None,            # profile name or YAML path (Non
         rep = report(res, select_tags(res, None, prof["name"]), out, executed_dir=executed_dir)
         if failed := [n for n, v in rep.items() if v["error"]]: raise AlsoError(f"report notebook(s) failed: {failed}: "
                                                                                  + "; ".join(rep[n]["error"] for n in failed))
-    return {"profile": prof["name"], "experiments": done, "report": rep}
+    return {"profile": prof["name"], "experiments": done, "report": rep, "stopped": None}
 
 def reproduce_cli(argv:list|None=None) -> dict:
     "`also reproduce [--profile NAME]`."
@@ -179,9 +188,13 @@ def reproduce_cli(argv:list|None=None) -> dict:
     p.add_argument("--only", nargs="+", choices=EXPERIMENTS, help="only these experiment notebooks")
     p.add_argument("--no-report", action="store_true", help="skip the tables and figures")
     p.add_argument("--no-progress", action="store_true")
+    add_scale_flags(p)
     a = p.parse_args(argv)
-    t0 = time.time()
-    r = reproduce(a.profile, a.results, a.out, a.executed, a.only, not a.no_report, not a.no_progress, a.seed)
+    t0, over = time.time(), scale_overrides(a)
+    apply_overrides(Settings.load(), over)                  # checked now, before any notebook starts
+    with overrides_env(over):                               # the papermill kernels read them as ALSO_* variables
+        r = reproduce(a.profile, a.results, a.out, a.executed, a.only, not a.no_report, not a.no_progress, a.seed)
+    if r["stopped"]: return r
     print(f"also reproduce ({r['profile']}): {len(r['experiments'])} experiment notebook(s) in {time.time() - t0:.0f}s; "
           f"figures in {out_path(a.out)}")
     return r

@@ -5,20 +5,25 @@
 # %% ../nbs/11_runs.ipynb #a9760e13
 from __future__ import annotations
 import argparse, asyncio, json, os, sys, time, warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np
 from .core import AlsoError, ConfigError, DataError, CommandFailed, Settings, derive_seed, renamed_flag
 from .data import load_data, split_combos, install_into_sotopia, SPLITS
 from .episode import EpisodeConfig, run_episode, MODEL_KEYS
-from .llm import LLMClient, Ledger, set_client, get_client, drain_llm_layer, describe
+from .llm import LLMClient, Ledger, set_client, get_client, drain_llm_layer, describe, fmt_cost
 from .embeddings import EmbeddingClient
 from .bandits.base import save_bandit, load_bandit
 from .preflight import check_paths, preflight
+from .workers import EpisodeJob, WorkerSetup, ProcessPool, RayPool
+from .budget import Budget, BudgetReached, estimate_run, estimate_text, hosted_models, ledger_usd, profile_usd
 
 # %% auto #0
-__all__ = ['FORMATS', 'RUN_KEYS', 'RunConfig', 'append_jsonl', 'read_episodes', 'resolved_models', 'prepare_run_dir', 'run_batch',
-           'run', 'run_parser', 'run_config_from_args', 'run_cli', 'bench_concurrency', 'bench_concurrency_cli']
+__all__ = ['FORMATS', 'RUN_KEYS', 'LLM_FLAGS', 'RunConfig', 'append_jsonl', 'read_episodes', 'resolved_models', 'prepare_run_dir',
+           'scale_options', 'run_batch', 'run', 'add_scale_flags', 'scale_overrides', 'apply_overrides',
+           'overrides_env', 'run_parser', 'run_config_from_args', 'run_cli', 'scripted_servers', 'bench_settings',
+           'batch_figures', 'bench_concurrency', 'bench_concurrency_cli']
 
 # %% ../nbs/11_runs.ipynb #28e68a6d
 FORMATS = {"run_config": "also.run_config/1", "episode": "also.episode/1",     # the layout of each record the runner writes;
@@ -159,15 +164,50 @@ def _progress(total:int, desc:str, unit:str, enabled:bool, position:int=0):
 
 def _safe(eid:str) -> str: return eid.replace("#", "_")
 
+def _opt_float(v) -> float|None: return None if v is None or str(v).strip() == "" else float(v)
+
+def scale_options(settings:Settings, max_cost=None, workers=None, ray=None) -> tuple:
+    "(max_cost, workers, ray) of a run: the arguments, else `[llm] max_cost`, `[scale] workers` and `[scale] ray`."
+    sc = settings.values.get("scale") or {}
+    try:
+        max_cost = _opt_float(settings.values.get("llm", {}).get("max_cost")) if max_cost is None else float(max_cost)
+        workers = int(sc.get("workers") or 1) if workers is None else int(workers)
+    except ValueError as e: raise ConfigError(f"max_cost / workers: {e}") from None
+    if max_cost is not None and max_cost < 0: raise ConfigError(f"max_cost must be >= 0, got {max_cost}")
+    if workers < 0: raise ConfigError(f"workers must be >= 0 (0: one per core), got {workers}")
+    return max_cost, workers or os.cpu_count() or 1, (sc.get("ray") or None) if ray is None else (ray or None)
+
+async def _start_pool(settings, client, embedder, workers:int, ray:str|None, n_todo:int):
+    if ray: return await RayPool(ray, lambda n: WorkerSetup.of(settings, client, embedder, n)).start()
+    if workers > 1 and n_todo: return await ProcessPool(workers, WorkerSetup.of(settings, client, embedder, workers)).start()
+    return None
+
+def _announce(run, todo, models, client, d, budget, profile):
+    "Print the estimate (hosted models, or a budget) and what the budget guard cannot see, on stderr."
+    est = None
+    if todo and (hosted_models(models) or budget.max_usd is not None):
+        est = estimate_run(run.episode.method, run.episode.max_turns, len(todo), models, client.limits, d/"ledger.jsonl")
+        print(f"also run {run.tag}: {estimate_text(est, run.episode.method, run.episode.max_turns)}", file=sys.stderr)
+        if budget.max_usd is not None:
+            scope = f"the runs of profile {profile!r}" if profile else "this run"
+            print(f"also run {run.tag}: budget ${budget.max_usd:g} for {scope}, ${budget.spent:.4f} spent so far"
+                  + (f"; calls to {', '.join(est['unpriced'])} have no known price and are not counted" if est["unpriced"] else ""),
+                  file=sys.stderr)
+    return est
+
 async def run_batch(run:RunConfig,                 # what to run
                     results_dir:Path|str|None=None, # results folder (default: settings [paths] results)
                     client:LLMClient|None=None,    # LLM layer (default: from settings, ledger in the run folder)
                     embedder=None,                 # embedding client (default: settings' embedding model, cached)
                     progress:bool=True,            # show progress bars
                     settings:Settings|None=None,
+                    max_cost:float|None=None,      # USD budget (default: settings [llm] max_cost; None: no budget)
+                    workers:int|None=None,         # worker processes (default: settings [scale] workers; 1: this process)
+                    ray:str|None=None,             # Ray cluster address (default: settings [scale] ray; None: no Ray)
                    ) -> dict:                       # the run summary
     "Run every planned episode that is not stored yet; returns (and writes) the summary."
     settings = settings or Settings.load()
+    max_cost, workers, ray = scale_options(settings, max_cost, workers, ray)
     results = Path(results_dir) if results_dir else settings.path("results")
     check_paths({"results": results, "cache": settings.path("cache"), "sotopia_store": settings.path("sotopia_store")})
     own_client = client is None
@@ -176,7 +216,8 @@ async def run_batch(run:RunConfig,                 # what to run
                            cache_path=settings.path("cache")/"llm.sqlite")
     if embedder is None:
         embedder = EmbeddingClient(run.episode.models.get("embedding") or settings.get("models", "embedding"),
-                                   cache_path=settings.path("cache")/"embeddings.sqlite", ledger=client.ledger, settings=settings)
+                                   cache_path=settings.path("cache")/"embeddings.sqlite", ledger=client.ledger, settings=settings,
+                                   timeout=client.limits.timeout, retries=client.limits.retries, backoff=client.limits.backoff)
     models = resolved_models(run.episode, client, embedder.model)
     await preflight(run.episode, models, client, embedder, run.init_bandits)     # fail before the first episode, not in each
     d = prepare_run_dir(run, results, models)
@@ -185,8 +226,12 @@ async def run_batch(run:RunConfig,                 # what to run
     init = {k: load_bandit(p).state_dict() for k, p in (run.init_bandits or {}).items()}
     done = {e["episode_id"] for e in read_episodes(d/"episodes.jsonl")}
     todo = [p for p in run.plan() if p[0] not in done]
+    profile = run.extra.get("reproduce_profile")
+    before = ledger_usd(d/"ledger.jsonl") + (profile_usd(results, profile, skip=run.tag) if profile and max_cost is not None else 0.0)
+    budget = Budget(max_cost, before, client.ledger)             # what the run's ledger file held, plus this session's calls
+    est = _announce(run, todo, models, client, d, budget, profile)
     old_client = set_client(client)
-    t0, stats = time.time(), {"completed": 0, "failed": 0, "retried": 0, "cost": 0.0}
+    t0, stats = time.time(), {"completed": 0, "failed": 0, "retried": 0, "not_started": 0, "cost": 0.0}
     bar = _progress(len(todo), f"{run.tag}: episodes", "ep", progress)
     tbar = _progress(len(todo) * run.episode.max_turns, "turns", "turn", progress, position=1)
     sem, lock, halt = asyncio.Semaphore(1 if run.carry_bandits else int(run.concurrency)), asyncio.Lock(), asyncio.Event()
@@ -194,18 +239,34 @@ async def run_batch(run:RunConfig,                 # what to run
     if run.carry_bandits and done:       # resume a carried run from the last stored episode's bandits
         last = [e for e in read_episodes(d/"episodes.jsonl") if e.get("bandit_state")][-1]
         carried = {k: load_bandit(d/p).state_dict() for k, p in last["bandit_state"].items()}
+    pool = None
+
+    def show():
+        bar.set_postfix(failed=stats["failed"], cost=fmt_cost(stats["cost"]))
+
+    async def play(eid, pk, cfg, attempt, seen):
+        "One attempt: (record, bandits), here or on a worker."
+        states = carried if run.carry_bandits else init
+        if pool is None:
+            res = await run_episode(data.combos[pk], cfg, embedder, client, eid, run.tag, states,
+                                    on_turn=lambda r: (seen.append(r), tbar.update(1)), attempt=attempt)
+            return res.record, res.bandits
+        out = await pool.play(EpisodeJob(eid, pk, cfg.to_dict(), run.tag, attempt, states or None,
+                                         run.save_bandits or run.carry_bandits))
+        client.ledger.extend(out["ledger"])
+        if out["error"]: raise (ConfigError if out.get("config_error") else AlsoError)(out["error"])
+        return out["record"], out["bandits"] or {}
 
     async def one(eid, pk, rep):
         async with sem:
             if halt.is_set(): return              # a ConfigError is stopping the batch: start nothing more
+            if budget.exhausted: stats["not_started"] += 1; return
             cfg = run.episode_config(pk, rep)
             errs = []
             for attempt in range(int(run.retries) + 1):
                 seen = []
                 try:
-                    res = await run_episode(data.combos[pk], cfg, embedder, client, eid, run.tag,
-                                            carried if run.carry_bandits else init,
-                                            on_turn=lambda r: (seen.append(r), tbar.update(1)), attempt=attempt)
+                    record, bandits = await play(eid, pk, cfg, attempt, seen)
                     break
                 except ConfigError: halt.set(); raise   # the same in every episode: it stops the batch, never retried
                 except Exception as e:            # cancellation and Ctrl-C are BaseExceptions: they propagate
@@ -215,28 +276,37 @@ async def run_batch(run:RunConfig,                 # what to run
                 async with lock:
                     append_jsonl(d/"failures.jsonl", {"format": FORMATS["failure"], "episode_id": eid, "combo_pk": pk, "rep": rep, "attempts": len(errs),
                                                       "errors": errs, "ts": time.time()})
-                    stats["failed"] += 1; bar.update(1); bar.set_postfix(failed=stats["failed"], cost=f"${stats['cost']:.4f}")
+                    stats["failed"] += 1; bar.update(1); show()
                 return
-            rec = {"format": FORMATS["episode"], **res.record, "rep": rep, "attempts": attempt + 1}
+            rec = {"format": FORMATS["episode"], **record, "rep": rep, "attempts": attempt + 1}
             if run.save_bandits:
                 (d/"bandits").mkdir(exist_ok=True)
                 rec["bandit_state"] = {k: str(save_bandit(b, d/"bandits"/f"{_safe(eid)}.{k}.json").relative_to(d))
-                                       for k, b in res.bandits.items()}
-            if run.carry_bandits: carried.update({k: b.state_dict() for k, b in res.bandits.items()})
+                                       for k, b in bandits.items()}
+            if run.carry_bandits: carried.update({k: b.state_dict() for k, b in bandits.items()})
             tbar.update(run.episode.max_turns - len(seen))
             async with lock:
                 append_jsonl(d/"episodes.jsonl", rec)
-                stats["completed"] += 1; stats["cost"] += rec["ledger"]["cost_usd"]
-                bar.update(1); bar.set_postfix(failed=stats["failed"], cost=f"${stats['cost']:.4f}")
+                stats["completed"] += 1
+                c = rec["ledger"]["cost_usd"]
+                stats["cost"] = None if c is None or stats["cost"] is None else stats["cost"] + c
+                bar.update(1); show()
 
     try:
+        pool = await _start_pool(settings, client, embedder, workers, ray, len(todo))
+        t0 = time.time()                          # wall time of the episodes, not of starting workers
         if run.carry_bandits:
             for p in todo: await one(*p)          # in order: each episode starts from the previous one's bandits
         else: await _all_or_none([one(*p) for p in todo])
     finally:
         bar.close(); tbar.close(); set_client(old_client)
+        if pool is not None: await pool.close()
         await drain_llm_layer()         # HTTP sessions closed; litellm's logging worker would otherwise hang the loop's shutdown
-    return _summarize(run, d, len(done), stats, time.time() - t0, models)
+    s = _summarize(run, d, len(done), stats, time.time() - t0, models, budget, est, pool, workers, ray)
+    if s["stopped"]:
+        print(f"also run {run.tag}: budget of ${budget.max_usd:g} reached (${budget.spent:.4f} spent): {stats['not_started']} "
+              f"episode(s) not started; re-run with a higher --max-cost to continue", file=sys.stderr)
+    return s
 
 async def _all_or_none(coros):
     "Await every coroutine; the first exception cancels the others (`asyncio.gather` would leave them running) and propagates."
@@ -247,23 +317,34 @@ async def _all_or_none(coros):
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
 
-def _summarize(run, d, n_before, stats, wall, models) -> dict:
+def _summarize(run, d, n_before, stats, wall, models, budget, est, pool, workers, ray) -> dict:
     eps = read_episodes(d/"episodes.jsonl")
     calls = {}
     for e in eps:
         for k, v in e["ledger"]["calls"].items(): calls[k] = calls.get(k, 0) + v
     finals = [e["final"][a]["overall"] for e in eps for a in ("p1", "p2")]
+    costs = [e["ledger"]["cost_usd"] for e in eps]
     s = {"format": FORMATS["summary"], "tag": run.tag, "planned": len(run.plan()), "stored": len(eps), "already_done": n_before,
          "completed_now": stats["completed"], "failed_now": stats["failed"], "retried_now": stats["retried"],
-         "wall_s": round(wall, 2), "calls": calls, "cost_usd": round(sum(e["ledger"]["cost_usd"] for e in eps), 6),
-         "mean_overall": round(float(np.mean(finals)), 4) if finals else None, "models": models}
+         "stopped": "budget" if stats["not_started"] else None, "not_started": stats["not_started"],
+         "wall_s": round(wall, 2), "calls": calls,
+         "cost_usd": None if any(c is None for c in costs) else round(sum(costs), 6),   # None: a model's price is unknown
+         "max_cost_usd": budget.max_usd, "spent_usd": round(budget.spent, 6), "estimate": est,
+         "mean_overall": round(float(np.mean(finals)), 4) if finals else None, "models": models,
+         "workers": {"where": "ray" if ray else ("processes" if pool is not None else "this process"),
+                     "n": getattr(pool, "n", 1), "lost": getattr(pool, "lost", 0),
+                     "cpu_s": round(pool.cpu_s(), 2) if pool is not None else None}}
     (d/"summary.json").write_text(json.dumps(s, indent=1))
     return s
 
 def run(run_cfg:RunConfig, **kw) -> dict:
-    "Synchronous `run_batch` (works inside Jupyter's running loop too)."
+    "Synchronous `run_batch` (works inside Jupyter's running loop too); a run of an `also reproduce` profile that hits its budget raises `BudgetReached`, so the profile stops."
     from also.llm import run_sync
-    return run_sync(run_batch(run_cfg, **kw))
+    s = run_sync(run_batch(run_cfg, **kw))
+    if s["stopped"] == "budget" and run_cfg.extra.get("reproduce_profile"):
+        raise BudgetReached(f"run {run_cfg.tag}: budget ${s['max_cost_usd']:g} reached (${s['spent_usd']:.4f} spent), "
+                            f"{s['not_started']} episode(s) not started")
+    return s
 
 # %% ../nbs/11_runs.ipynb #894baed8
 def _kv(s:str) -> tuple[str, object]:
@@ -271,6 +352,48 @@ def _kv(s:str) -> tuple[str, object]:
     k, v = s.split("=", 1)
     try: return k.strip(), json.loads(v)
     except json.JSONDecodeError: return k.strip(), v
+
+LLM_FLAGS = {"timeout": (float, "seconds per attempt of one call"), "retries": (int, "extra attempts after a retryable error"),
+             "backoff": (float, "first wait before a retry, seconds"), "max_backoff": (float, "cap of one wait (a Retry-After is honoured in full)"),
+             "concurrency": (int, "calls in flight per endpoint"), "rpm": (float, "requests per minute per endpoint"),
+             "tpm": (float, "tokens per minute per endpoint"),
+             "models": (str, 'per model/endpoint JSON, e.g. \'{"gpt-4o-mini": {"rpm": 500, "price": [0.15, 0.6]}}\'')}
+
+def add_scale_flags(p:argparse.ArgumentParser):
+    "The flags `also run` and `also reproduce` share: budget, worker processes, Ray and the `[llm]` limits."
+    g = p.add_argument_group("scale", "budget, workers, Ray and LLM limits (defaults: settings.ini [llm] and [scale])")
+    g.add_argument("--max-cost", type=float, metavar="USD", help="start no new episode once the run (a reproduce profile: all its runs) has spent USD")
+    g.add_argument("--workers", type=int, metavar="N", help="worker processes on this machine (1: this process; 0: one per core)")
+    g.add_argument("--ray", metavar="ADDRESS", help="run episodes on a Ray cluster: 'local', 'auto' or HOST:PORT (pip install 'also[ray]')")
+    for k, (t, what) in LLM_FLAGS.items():
+        g.add_argument(f"--llm-{k.replace('_', '-')}", dest=f"llm_{k}", type=t, metavar="JSON" if k == "models" else t.__name__.upper(),
+                       help=f"{what} ([llm] {k})")
+
+def scale_overrides(a:argparse.Namespace) -> dict:
+    "{section: {key: text}} of the scale flags given on the command line."
+    out = {"llm": {k: str(getattr(a, f"llm_{k}")) for k in LLM_FLAGS if getattr(a, f"llm_{k}", None) is not None},
+           "scale": {k: str(getattr(a, k)) for k in ("workers", "ray") if getattr(a, k, None) is not None}}
+    if getattr(a, "max_cost", None) is not None: out["llm"]["max_cost"] = str(a.max_cost)
+    return {s: kv for s, kv in out.items() if kv}
+
+def apply_overrides(settings:Settings, overrides:dict) -> Settings:
+    "`settings` with `overrides` applied, checked at once (a bad value is a ConfigError before anything runs)."
+    from also.llm import LLMLimits
+    for s, kv in overrides.items(): settings.values.setdefault(s, {}).update(kv)
+    LLMLimits.from_settings(settings); scale_options(settings)
+    return settings
+
+@contextmanager
+def overrides_env(overrides:dict):
+    "The overrides as ALSO_<SECTION>_<KEY> variables inside the block (for child processes such as papermill kernels)."
+    keys = {f"ALSO_{s.upper()}_{k.upper()}": v for s, kv in overrides.items() for k, v in kv.items()}
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update(keys)
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
 
 def run_parser() -> argparse.ArgumentParser:
     from also.bandits.base import BANDITS
@@ -300,6 +423,7 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-learn", action="store_true", help="apply the (loaded) bandits without updating them")
     p.add_argument("--results", help="results folder (default: settings.ini [paths] results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_scale_flags(p)
     return p
 
 def run_config_from_args(a) -> RunConfig:
@@ -316,7 +440,8 @@ def run_config_from_args(a) -> RunConfig:
 def run_cli(argv:list|None=None) -> dict:
     "`also run`: run (or resume) a batch and print its summary."
     a = run_parser().parse_args(argv)
-    s = run(run_config_from_args(a), results_dir=a.results, progress=not a.no_progress)
+    settings = apply_overrides(Settings.load(), scale_overrides(a))
+    s = run(run_config_from_args(a), results_dir=a.results, progress=not a.no_progress, settings=settings)
     print(json.dumps(s, indent=1))
     if s["failed_now"]: raise CommandFailed(f"{s['failed_now']} episode(s) failed after retries; see failures.jsonl "
                                             "(re-run the same command to try them again)")
@@ -339,49 +464,78 @@ def _serve(latency:float, conn):
         except EOFError: pass
         conn.send(len(srv.requests))
 
+@contextmanager
+def scripted_servers(n:int, latency:float):
+    "`n` slow scripted servers, each in its own process; yields their urls, then `.requests` (server-side counts)."
+    import multiprocessing as mp
+    ctx, procs, pipes, out = mp.get_context("spawn"), [], [], {"urls": [], "requests": None}
+    try:
+        for _ in range(n):
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=_serve, args=(latency, child), daemon=True); p.start()
+            procs.append(p); pipes.append(parent)
+        for parent in pipes:
+            if not parent.poll(120): raise AlsoError("a scripted server process did not start within 120 s")
+            out["urls"].append(parent.recv())
+        yield out
+        for parent in pipes: parent.send("stop")
+        out["requests"] = [parent.recv() if parent.poll(10) else None for parent in pipes]
+    finally:
+        for p in procs:
+            p.join(5)
+            if p.is_alive(): p.kill()
+
+def bench_settings(tmp:str|Path, settings:Settings|None=None) -> Settings:
+    "The configured settings, with results, caches and Sotopia's episode logs in `tmp` (not the user's store)."
+    s = settings or Settings.load()
+    s = Settings({k: dict(v) for k, v in s.values.items()}, s.root)
+    s.values["paths"].update(cache=f"{tmp}/cache", sotopia_store=f"{tmp}/sotopia", results=f"{tmp}/results")
+    return s
+
+def batch_figures(eps:list, wall:float, latency:float, cpu:float) -> dict:
+    "Calls, critical path, decisions and rates of a finished batch."
+    n_calls = [sum(v for k, v in e["ledger"]["calls"].items() if k != "embedding") for e in eps]
+    crit = max(n_calls) * latency if n_calls else float("nan")
+    decisions = sum(t["probs"].get(t["speaker"]) is not None for e in eps for t in e["turns"])
+    return {"calls": int(sum(n_calls)), "calls_per_episode": int(max(n_calls)) if n_calls else 0, "wall_s": round(wall, 2),
+            "critical_path_s": round(crit, 3), "ratio": round(wall / crit, 3), "calls_per_s": round(sum(n_calls) / wall, 1),
+            "episodes_per_min": round(60 * len(eps) / wall, 1), "decisions": int(decisions), "client_cpu_s": round(cpu, 2),
+            "cpu_per_decision_ms": round(1000 * cpu / decisions, 1) if decisions else None}
+
 async def bench_concurrency(episodes:int=40,   # concurrent episodes
                             turns:int=20,      # turns per episode
                             latency:float=0.2, # seconds the scripted server sleeps per call
-                            method:str="exp3", # bandit (exp3: per-turn judge, no embeddings)
+                            method:str="original", # runner method (original: agents only; also: bandits with a surrogate)
+                            workers:int=1,     # worker processes (1: this process)
+                            settings:Settings|None=None, # the [llm] limits (default: settings.ini, as `also run` reads them)
                            ) -> dict:
-    "Wall time vs critical path of `episodes` concurrent episodes against a slow scripted server in its own process."
-    import tempfile, multiprocessing as mp
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_serve, args=(latency, child), daemon=True); proc.start()
-    try:
-        if not parent.poll(120): raise AlsoError("the scripted server process did not start within 120 s")
-        m = f"custom/bench@{parent.recv()}"
-        models = {k: m for k in ("agent", "turn_judge", "terminal_judge", "optimizer")}
-        client = LLMClient(models={**models, "embedding": "fake/16"}, concurrency={m: 4 * episodes}, retries=0)
-        run_cfg = RunConfig("bench", EpisodeConfig(method, "both", max_turns=turns, judge_mode="scores"), split="all",
-                            episodes=episodes, concurrency=episodes, retries=0)
-        with tempfile.TemporaryDirectory() as tmp:          # results and Sotopia's episode logs: not the user's store
-            settings = Settings.load()
-            settings.values["paths"] = {**settings.values["paths"], "cache": f"{tmp}/cache", "sotopia_store": f"{tmp}/sotopia"}
-            cpu0 = time.process_time()
-            s = await run_batch(run_cfg, tmp, client=client, embedder=EmbeddingClient("fake/16"), progress=False, settings=settings)
-            cpu = time.process_time() - cpu0
-            eps = read_episodes(Path(tmp)/"bench"/"episodes.jsonl")
-        await drain_llm_layer()
-        parent.send("stop"); n_requests = parent.recv() if parent.poll(10) else None
-        n_preflight = len(client.ledger.select(preflight=True))
-    finally:
-        proc.join(5)
-        if proc.is_alive(): proc.kill()
-    n_calls = [sum(v for k, v in e["ledger"]["calls"].items() if k != "embedding") for e in eps]
-    crit = max(n_calls) * latency if n_calls else float("nan")
-    return {"episodes": episodes, "turns": turns, "latency_s": latency, "completed": s["stored"], "failed": s["failed_now"],
-            "calls_per_episode": int(max(n_calls)) if n_calls else 0, "server_requests": None if n_requests is None else n_requests - n_preflight, "preflight_requests": n_preflight,
-            "wall_s": s["wall_s"], "critical_path_s": round(crit, 3), "ratio": round(s["wall_s"] / crit, 3),
-            "client_cpu_s": round(cpu, 2), "cores": os.cpu_count()}
+    "Wall time vs critical path of `episodes` concurrent episodes through `also run`'s path and limits, against a slow scripted server."
+    import tempfile
+    with scripted_servers(1, latency) as srv, tempfile.TemporaryDirectory() as tmp:
+        m = f"custom/bench@{srv['urls'][0]}"
+        st = bench_settings(tmp, settings)
+        client = LLMClient(st, models={k: m for k in ("agent", "turn_judge", "terminal_judge", "optimizer")} | {"embedding": "fake/16"})
+        run_cfg = RunConfig("bench", EpisodeConfig(method, "none" if method == "original" else "both", max_turns=turns,
+                                                   judge_mode="scores"), split="all", episodes=episodes, concurrency=episodes, retries=0)
+        cpu0 = time.process_time()
+        s = await run_batch(run_cfg, client=client, embedder=EmbeddingClient("fake/16"), progress=False, settings=st, workers=workers)
+        cpu = time.process_time() - cpu0 + (s["workers"]["cpu_s"] or 0.0)
+        eps = read_episodes(Path(tmp)/"results"/"bench"/"episodes.jsonl")
+        n_preflight = len(client.ledger.select(preflight=True))    # the run's one check call per model, not part of the episodes
+    return {"method": method, "episodes": episodes, "turns": turns, "latency_s": latency, "workers": workers,
+            "llm_concurrency": client.limits.concurrency, "completed": s["stored"], "failed": s["failed_now"],
+            "server_requests": srv["requests"][0] - n_preflight, "preflight_requests": n_preflight,
+            **batch_figures(eps, s["wall_s"], latency, cpu),
+            "cores": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 2)}
 
 def bench_concurrency_cli(argv:list|None=None) -> dict:
     "`also bench concurrency`: print the concurrency benchmark as JSON."
     p = argparse.ArgumentParser(prog="also bench concurrency", description=bench_concurrency.__doc__)
     p.add_argument("--episodes", type=int, default=40); p.add_argument("--turns", type=int, default=20)
-    p.add_argument("--latency", type=float, default=0.2); p.add_argument("--method", default="exp3")
+    p.add_argument("--latency", type=float, default=0.2)
+    p.add_argument("--method", default="original", help="runner method (default: original)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1, this process)")
     a = p.parse_args(argv)
     from also.llm import run_sync
-    out = run_sync(bench_concurrency(a.episodes, a.turns, a.latency, a.method))
+    out = run_sync(bench_concurrency(a.episodes, a.turns, a.latency, a.method, a.workers))
     print(json.dumps(out)); return out

@@ -113,7 +113,7 @@ def scripted_reply(llm, # the default policy (a ScriptedLLM or anything with `.r
     return llm.reply(messages, schema)
 
 # %% ../nbs/06b_scripted.ipynb #eae96044
-FAULT_KINDS = ("500", "429", "timeout", "malformed", "bad_body", "truncated")
+FAULT_KINDS = ("500", "429", "503", "timeout", "malformed", "bad_body", "truncated")
 
 class Faults:
     "Switchable fault injection, shared by the in-process provider and the HTTP server."
@@ -124,10 +124,12 @@ class Faults:
                p:float|None=None, # or with this probability per call
                seed:int=0, # seed of the probability draws
                delay:float=5.0, # seconds slept by "timeout"
+               retry_after:float|None=None, # Retry-After seconds sent with a 429/503 reply
               ) -> Faults:
         if kind not in FAULT_KINDS: raise ValueError(f"unknown fault {kind!r}; known: {FAULT_KINDS}")
         with self._lock: self._plan.append({"kind": kind, "n": None if p is not None else n, "p": p,
-                                            "rng": random.Random(seed), "delay": delay})
+                                            "rng": random.Random(seed), "delay": delay,
+                                            "retry_after": retry_after})
         return self
 
     def clear(self):
@@ -144,7 +146,7 @@ class Faults:
                     break
             else: return None
             self.injected.append(f["kind"])
-            return {"kind": f["kind"], "delay": f["delay"]}
+            return {"kind": f["kind"], "delay": f["delay"], "retry_after": f["retry_after"]}
 
 # %% ../nbs/06b_scripted.ipynb #9633baf2
 def completion_body(content:str, model:str, messages:list, finish_reason:str="stop") -> dict:
@@ -222,8 +224,9 @@ def _handler(server:ScriptedServer):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True      # one small reply per request: no 40 ms delayed-ACK stall
         def log_message(self, *a): pass
-        def _send(self, code:int, raw:bytes):
+        def _send(self, code:int, raw:bytes, retry_after:float|None=None):
             self.send_response(code); self.send_header("Content-Type", "application/json")
+            if retry_after is not None: self.send_header("Retry-After", f"{retry_after:g}")
             self.send_header("Content-Length", str(len(raw))); self.end_headers()
             try: self.wfile.write(raw)
             except (BrokenPipeError, ConnectionResetError): pass
@@ -234,9 +237,10 @@ def _handler(server:ScriptedServer):
             server._log(body)
             fault = server.faults.next()
             kind = fault and fault["kind"]
-            if kind in ("500", "429"):
-                msg = {"500": "scripted internal error", "429": "scripted rate limit"}[kind]
-                return self._send(int(kind), json.dumps({"error": {"message": msg, "type": "scripted", "code": kind}}).encode())
+            if kind in ("500", "429", "503"):
+                msg = {"500": "scripted internal error", "429": "scripted rate limit", "503": "scripted overload"}[kind]
+                return self._send(int(kind), json.dumps({"error": {"message": msg, "type": "scripted", "code": kind}}).encode(),
+                                  fault["retry_after"])
             if kind == "timeout": time.sleep(fault["delay"])
             if kind == "bad_body": return self._send(200, b'{"id": "x", "choices": [')
             if self.path.rstrip("/").endswith("/embeddings"): return self._send(200, json.dumps(embeddings_body(body)).encode())
@@ -261,6 +265,7 @@ class ScriptedProvider(CustomLLM):
         kind = fault and fault["kind"]
         if kind == "500": return litellm.InternalServerError("scripted internal error", llm_provider="scripted", model=model)
         if kind == "429": return litellm.RateLimitError("scripted rate limit", llm_provider="scripted", model=model)
+        if kind == "503": return litellm.ServiceUnavailableError("scripted overload", llm_provider="scripted", model=model)
         if kind == "bad_body": return litellm.APIConnectionError("scripted: response body is not JSON", llm_provider="scripted", model=model)
 
     def _answer(self, kwargs) -> ModelResponse:

