@@ -37,11 +37,12 @@ async def bench_scale_one(servers:int, # K scripted servers behind one router
         s = await run_batch(run_cfg, client=client, embedder=EmbeddingClient("fake/16"), progress=False, settings=st, workers=workers)
         cpu = time.process_time() - cpu0 + (s["workers"]["cpu_s"] or 0.0)
         eps = read_episodes(Path(tmp)/"results"/"scale"/"episodes.jsonl")
+        n_preflight = len(client.ledger.select(preflight=True))    # the run's one check call per model, not part of the batch
     f = batch_figures(eps, s["wall_s"], latency, cpu)
     ideal = min(servers * endpoint_concurrency, episodes) / latency
     return {"servers": servers, "workers": workers, "method": method, "episodes": episodes, "turns": turns, "latency_s": latency,
             "endpoint_concurrency": endpoint_concurrency, "completed": s["stored"], "failed": s["failed_now"],
-            "server_requests": sum(r or 0 for r in srv["requests"]), **f,
+            "server_requests": sum(r or 0 for r in srv["requests"]) - n_preflight, "preflight_requests": n_preflight, **f,
             "ideal_calls_per_s": round(ideal, 1), "efficiency": round(f["calls_per_s"] / ideal, 3)}
 
 async def bench_scale(servers:tuple=(1, 2, 4), workers:tuple=(1, 2), **kw) -> list[dict]:
