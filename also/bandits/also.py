@@ -4,13 +4,14 @@
 
 # %% ../../nbs/04c_bandits.also.ipynb #a557d718
 from __future__ import annotations
+import math
 import numpy as np
 from ..core import ConfigError, derive_seed
 from .base import Bandit, check_positive, check_in
 from ..surrogate import Surrogate, SurrogateConfig
 
 # %% auto #0
-__all__ = ['decayed_scores', 'softmax_probs', 'AlsoBandit']
+__all__ = ['decayed_scores', 'softmax_probs', 'AlsoBandit', 'ceiling_prob']
 
 # %% ../../nbs/04c_bandits.also.ipynb #5ce2c9a2
 def decayed_scores(trace:np.ndarray,  # (n, K) prediction rows, oldest first
@@ -204,3 +205,9 @@ def _load(self:AlsoBandit, st:dict):
     self.surrogate.load(st["surrogate"]); self._pending = None
 
 AlsoBandit._on_add_arm, AlsoBandit._on_remove_arm, AlsoBandit._state, AlsoBandit._load = _on_add_arm, _on_remove_arm, _state, _load
+
+# %% ../../nbs/04c_bandits.also.ipynb #8c3e1a02
+def ceiling_prob(eta:float, gap:float, n_arms:int=13, lam:float=0.9) -> float:
+    "Limit probability of the best arm when every prediction is exact (best arm `gap` above K-1 equal arms)."
+    z = math.exp(eta * gap / (1 - lam))
+    return z / (z + n_arms - 1)
