@@ -209,15 +209,10 @@ def _plant(self:SyntheticEnv) -> None:
         best = np.asarray(seq)[phase]
     else: best[1:] = [pr("turn", int(x)).integers(K) for x in g[1:]]
     self.best_of, self.phase_of = best, phase
-    self.switch = np.r_[False, best[1:] != np.r_[best[1] if self.episode == 0 else self._prev_best(), best[1:-1]]]
+    self.switch = np.r_[False, False, best[2:] != best[1:-1]]             # within the episode, as in the latent world
     self._voice = self._voice[:1]
 
-def _prev_best(self:SyntheticEnv) -> int:
-    "Planted world: the best arm of the previous episode's last turn."
-    prev = SyntheticEnv(self.cfg, self.seed, self.episode - 1)
-    return int(prev.best_of[-1])
-
-SyntheticEnv._plant, SyntheticEnv._prev_best = _plant, _prev_best
+SyntheticEnv._plant = _plant
 
 # %% ../nbs/05_synthetic.ipynb #28a8b32d
 def _reset(self:SyntheticEnv) -> None:
@@ -371,18 +366,13 @@ def _fixed_arm(config:SyntheticConfig, seed:int) -> int:
         tot.append(s)
     return int(np.argmax(tot))
 
-class _OracleEnv:
-    "Wraps an environment for run_bandit so that an oracle 'bandit' can see it."
-    def __init__(self, env): self.env = env
-    def __getattr__(self, k): return getattr(self.env, k)
-
 class _Oracle:
-    "The best arm of every turn (per_turn) or one fixed arm; looks at the environment it is given."
+    "Plays the best arm of every turn (arm=None) or one fixed arm, looking at the environment in `env`; obeys a forced arm."
     def __init__(self, arm=None): self.arm, self.env, self.last_probs = arm, None, None
     def select(self, context=None):
-        a = self.env.best_arm(len(self.env.arms) + 1) if self.arm is None else self.arm
-        self.last_probs = np.eye(self.env.n_arms)[a]; return a
-    force = lambda self, arm: self.select()
+        return self.force(self.env.best_arm(len(self.env.arms) + 1) if self.arm is None else self.arm)
+    def force(self, arm):
+        self.last_probs = np.eye(self.env.n_arms)[arm]; return int(arm)
     def update(self, arm, reward, context=None): pass
 
 def _best_fixed_regret(means:np.ndarray, arms:np.ndarray) -> np.ndarray:
