@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from also.core import ConfigError
-from also.synthetic import (DEFAULT_METHODS, SyntheticConfig, SyntheticEnv, TIDY_COLUMNS, check_methods,
+from also.synthetic import (DEFAULT_METHODS, SyntheticConfig, SyntheticEnv, TIDY_COLUMNS, check_methods, preset_config,
                             expected_observed, paired, parse_method, run_seed, run_synthetic, summarize, synthetic_cli)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,3 +205,10 @@ def test_eta_sweep_shows_what_the_default_costs(eta_sweep):
 def test_context_helps_on_contextual(eta_sweep, eta):
     p = paired(eta_sweep, baseline=f"also_no_context[eta={eta}]").set_index("method").loc[f"also[eta={eta}]"]
     assert p.hi < 0, f"ALSO - ALSO without context at eta={eta}: {p['diff']:+.2f} [{p.lo:+.2f}, {p.hi:+.2f}]"
+
+
+def test_hard_preset_is_the_old_benchmark():
+    "Final regrets of methods #13 left alone, seeds 0-4, as the benchmark wrote them before presets existed."
+    before = {"uniform": [1.297089, 1.459431, 1.103959, 1.730604, 1.249998], "exp3": [1.052865, 1.270537, 1.212517, 1.91869, 1.201477]}
+    for m, v in before.items():
+        np.testing.assert_allclose([run_seed(m, s, preset_config("hard")).cumulative_regret.iloc[-1] for s in range(5)], v, atol=1e-6)
