@@ -255,9 +255,11 @@ def profile_options(name:str,                # a key of BANDITS
                    ) -> dict:                # options the profile picks for this method
     "The bandit options the execution profile `profile` chooses for the registry method `name`."
     prof = getattr(profile, "name", profile)
-    if prof not in PROFILE_OPTIONS: raise ConfigError(f"unknown profile {prof!r}; known: {', '.join(PROFILE_OPTIONS)}")
+    if prof not in PROFILE_OPTIONS and prof not in PROFILES:
+        raise ConfigError(f"unknown profile {prof!r}; known: {', '.join(dict.fromkeys([*PROFILE_OPTIONS, *PROFILES]))}")
     if name not in BANDITS: raise ConfigError(f"unknown bandit {name!r}; known: {', '.join(BANDITS)}")
-    return dict(PROFILE_OPTIONS[prof].get(BANDITS[name][0].rsplit(".", 1)[-1], {}))
+    opts = PROFILE_OPTIONS.get(prof, PROFILE_OPTIONS["paper"])          # a runner-only profile: the paper's bandit options
+    return dict(opts.get(BANDITS[name][0].rsplit(".", 1)[-1], {}))
 
 # %% ../../nbs/04_bandits.base.ipynb #7aa094ae
 def make_bandit(name:str,                           # a key of BANDITS
