@@ -17,10 +17,11 @@ V = np.array([[0.2, 0.5, 0.1, 0.0, 0.3], [0.4, 0.3, 0.6, 0.1, 0.2], [0.0, 0.9, 0
 
 class Scripted:
     "Stand-in surrogate: returns scripted prediction rows."
-    def __init__(self, rows): self.rows, self.i, self.calls, self.flat, self.Qa, self.Qc = rows, 0, 0, None, None, None
+    def __init__(self, rows): self.rows, self.i = rows, 0
     def fit_predict(self, *a):
         v = np.asarray(self.rows[self.i], float); self.i += 1; return v
     def reset(self): pass
+    def state(self): return {}
 
 
 class Env:
@@ -57,34 +58,57 @@ def test_softmax_hand():
     assert np.isfinite(softmax_probs(np.array([1e6, 0.0]), 10.0)).all()
 
 
-def test_also_uses_decayed_scores():
-    b = scripted_also(eta=2.0)
+def sm(*z):
+    z = np.exp(np.array(z, float)); return z / z.sum()
+
+
+def test_score_timing_hand():
+    "Eq. 12 (before): pi_t from S^(t-1); reference (after): from S^(t) = 0.9 S^(t-1) + v^(t). eta = 2, rows V."
+    # before: turn 1 uniform; turn 2 exp(2 v1) = exp(.4, 1, .2, 0, .6); turn 3 exp(2 (0.9 v1 + v2)) = exp(1.16, 1.5, 1.38, .2, .94)
+    ps, _ = play3(scripted_also(eta=2.0, score_timing="before"))
+    np.testing.assert_allclose(ps[0], [0.2] * 5)
+    np.testing.assert_allclose(ps[1], sm(0.4, 1.0, 0.2, 0.0, 0.6))
+    np.testing.assert_allclose(ps[2], sm(1.16, 1.5, 1.38, 0.2, 0.94))
+    # after: turn 1 exp(2 v1); turn 2 exp(2 (0.9 v1 + v2)); turn 3 exp(2 (0.81 v1 + 0.9 v2 + v3)) = exp(1.044, 3.15, 1.642, 1.18, 1.046)
+    b = scripted_also(eta=2.0, score_timing="after")
     ps, _ = play3(b)
+    np.testing.assert_allclose(ps[0], sm(0.4, 1.0, 0.2, 0.0, 0.6))
+    np.testing.assert_allclose(ps[1], sm(1.16, 1.5, 1.38, 0.2, 0.94))
+    np.testing.assert_allclose(ps[2], sm(1.044, 3.15, 1.642, 1.18, 1.046))
     np.testing.assert_allclose(b.S, decayed_scores(V, 0.9))
-    np.testing.assert_allclose(ps[0], softmax_probs(V[0], 2.0))
-    np.testing.assert_allclose(ps[2], softmax_probs(0.81 * V[0] + 0.9 * V[1] + V[2], 2.0))
 
 
 def test_also_probs_has_no_side_effect():
-    b = scripted_also(eta=2.0)
-    p = b.probs(); p2 = b.probs()             # cached prediction: the scripted row is consumed once
-    np.testing.assert_allclose(p, p2); np.testing.assert_allclose(b.S, 0.0)
-    b.select(); np.testing.assert_allclose(b.S, V[0])
+    for timing in ("before", "after"):
+        b = scripted_also(eta=2.0, score_timing=timing)
+        p = b.probs(); p2 = b.probs()             # cached prediction: the scripted row is consumed at most once
+        np.testing.assert_allclose(p, p2); np.testing.assert_allclose(b.S, 0.0)
+        b.select(); np.testing.assert_allclose(b.S, V[0])
 
 
 # ---- ALSO: ablations and options --------------------------------------------------------------------
 def test_ablation_no_smoothing():
     ps, _ = play3(scripted_also("also_no_smoothing", eta=2.0))
+    np.testing.assert_allclose(ps[2], softmax_probs(V[1], 2.0))                   # before: S^(2) = v2
+    ps, _ = play3(scripted_also("also_no_smoothing", eta=2.0, score_timing="after"))
     np.testing.assert_allclose(ps[2], softmax_probs(V[2], 2.0))
 
 
-def test_ablation_egreedy():
-    ps, _ = play3(scripted_also("also_egreedy", epsilon=0.25))
+def test_ablation_egreedy_on_scores_vs_predictions():
+    "Paper: argmax of the smoothed scores; reference: argmax of this turn's predictions (which also drops the smoothing)."
+    # after, turn 3: scores 0.81 v1 + 0.9 v2 + v3 = (.522, 1.575, .821, .59, .523) -> arm 1; predictions v3 -> arm 1 too;
+    # turn 2: scores 0.9 v1 + v2 = (.58, .75, .69, .1, .47) -> arm 1; predictions v2 -> arm 2
+    ps, _ = play3(scripted_also("also_egreedy", epsilon=0.25, score_timing="after"))
+    np.testing.assert_allclose(ps[1], 0.75 * np.eye(5)[1] + 0.05)
+    ps, _ = play3(scripted_also("also_egreedy", epsilon=0.25, score_timing="after", egreedy_on="predictions"))
     np.testing.assert_allclose(ps[1], 0.75 * np.eye(5)[2] + 0.05)
+    ps, _ = play3(scripted_also("also_egreedy", epsilon=0.25))                   # before: turn 2 maximises S^(1) = v1 -> arm 1
+    np.testing.assert_allclose(ps[1], 0.75 * np.eye(5)[1] + 0.05)
+    assert make_bandit("also_egreedy", 5, arm_features=F, profile="reference").egreedy_on == "predictions"
 
 
 def test_mask_unselected_really_masks():
-    b = scripted_also(eta=2.0, mask_unselected=True)
+    b = scripted_also(eta=2.0, mask_unselected=True, score_timing="after")
     ps, arms = play3(b)
     want = sum(0.9 ** (2 - t) * V[t] * np.eye(5)[arms[t]] for t in range(3))
     np.testing.assert_allclose(b.S, want)
@@ -92,18 +116,36 @@ def test_mask_unselected_really_masks():
 
 
 def test_gamma_really_mixes():
-    ps, _ = play3(scripted_also(eta=2.0, gamma=0.5))
+    ps, _ = play3(scripted_also(eta=2.0, gamma=0.5, score_timing="after"))
     np.testing.assert_allclose(ps[0], 0.5 * softmax_probs(V[0], 2.0) + 0.1)
+    ps, _ = play3(scripted_also(eta=2.0, gamma=0.5))
+    np.testing.assert_allclose(ps[1], 0.5 * softmax_probs(V[0], 2.0) + 0.1)
 
 
 def test_first_arm_forced():
-    ps, arms = play3(scripted_also(eta=2.0, first_arm=0))
+    ps, arms = play3(scripted_also(eta=2.0, first_arm=0, score_timing="after"))
     assert arms[0] == 0 and ps[0].tolist() == [1, 0, 0, 0, 0]
     np.testing.assert_allclose(ps[1], softmax_probs(V[0], 2.0))   # first prediction used at turn 2
+    ps, arms = play3(scripted_also(eta=2.0, first_arm=0))
+    np.testing.assert_allclose(ps[1], [0.2] * 5)                   # before: no prediction entered S at the forced turn
+
+
+def test_ablation_no_surrogate_mean_hand():
+    "Paper profile: per-arm mean rewards take the network's place (unplayed arms: the mean of all rewards)."
+    b = make_bandit("also_no_surrogate", 4, seed=1, eta=1.0)
+    assert (b.no_surrogate, b.predicts) == ("mean", True)
+    for a, r in ((0, 0.6), (1, 0.3), (1, 0.5), (3, 0.9)): b.update(a, r)
+    b.select()
+    row = [0.6, 0.4, 2.3 / 4, 0.9]                                   # arm 2 never played: (0.6 + 0.3 + 0.5 + 0.9) / 4
+    np.testing.assert_allclose(b.S, row)
+    b.select(); np.testing.assert_allclose(b.last_probs, softmax_probs(np.array(row), 1.0))
+    np.testing.assert_allclose(b.S, 1.9 * np.array(row))             # 0.9 * row + row
 
 
 def test_ablation_no_surrogate_importance_weighted():
-    b = make_bandit("also_no_surrogate", 4, seed=1, eta=1.0)
+    "Reference profile: S <- 0.9 S + r/max(p, 0.01) e_k at update time."
+    b = make_bandit("also_no_surrogate", 4, seed=1, eta=1.0, profile="reference")
+    assert b.no_surrogate == "iw"
     want = np.zeros(4)
     for r in (0.6, 0.3, 0.9):
         a = b.select(); p = b.last_probs[a]; b.update(a, r)
@@ -112,12 +154,28 @@ def test_ablation_no_surrogate_importance_weighted():
 
 
 def test_ablation_no_context_ignores_context():
-    b = make_bandit("also_no_context", 5, seed=1, arm_features=F, epochs=5)
+    b = make_bandit("also_no_context", 5, seed=1, arm_features=F, surrogate_mode="retrain", epochs=5)
     for t in range(3): b.update(t, 0.3 * t, R.normal(size=6))
-    np.testing.assert_allclose(b.probs(np.zeros(6)), b.probs(np.ones(6) * 3))
-    c = make_bandit("also", 5, seed=1, arm_features=F, epochs=5)
+    np.testing.assert_allclose(b._predict(np.zeros(6)), b._predict(np.ones(6) * 3))
+    c = make_bandit("also", 5, seed=1, arm_features=F, surrogate_mode="retrain", epochs=5)
     for t in range(3): c.update(t, 0.3 * t, R.normal(size=6))
-    assert not np.allclose(c.probs(np.zeros(6)), c.probs(np.ones(6) * 3))
+    assert not np.allclose(c._predict(np.zeros(6)), c._predict(np.ones(6) * 3))
+
+
+def test_profiles_choose_bandit_options():
+    "make_bandit starts from the profile's options; a registry preset and the caller's options win."
+    p = make_bandit("also", 5, arm_features=F)
+    assert (p.score_timing, p.scfg.mode, p.scfg.basis, p.egreedy_on, p.no_surrogate) == ("before", "step", "full", "scores", "mean")
+    r = make_bandit("also", 5, arm_features=F, profile="reference")
+    assert (r.score_timing, r.scfg.mode, r.scfg.basis, r.egreedy_on, r.no_surrogate) == ("after", "retrain", "full", "predictions", "iw")
+    assert make_bandit("also", 5, arm_features=F, profile="reference", surrogate_mode="step").scfg.mode == "step"
+    assert make_bandit("also_egreedy", 5, arm_features=F, profile="reference").egreedy
+    n = make_bandit("neural_ucb", 5, arm_features=F, profile="reference")
+    assert (n.persist_U, n.standardize) == (False, False)
+    e = make_bandit("exp3", 13, profile="reference")
+    assert (e.eta, e.gamma) == (5.0, 0.139)
+    assert make_bandit("linucb", 5, arm_features=F, profile="reference").options == make_bandit("linucb", 5, arm_features=F).options
+    with pytest.raises(ConfigError, match="unknown profile 'fast'"): make_bandit("also", 5, arm_features=F, profile="fast")
 
 
 # ---- EXP3 ----------------------------------------------------------------------------------------------

@@ -121,7 +121,10 @@ def test_reference_profile(world, spy):
     spy(AlsoBandit)
     res = world(EpisodeConfig("also", "both", profile="reference", max_turns=6))
     e, T = res.record, 6
-    for k in ("p1", "p2"):
+    from also.bandits.base import profile_options
+    for k in ("p1", "p2"):                             # the runner builds the bandits with the reference profile's options
+        assert {o: res.bandits[k].options[o] for o in profile_options("also", "reference")} == profile_options("also", "reference")
+        assert res.bandits[k].options["score_timing"] == "after"
         calls = by_bandit(spy.calls, res.bandits[k], "select", "force")
         assert [n for n, _, _ in calls] == ["force"] + ["select"] * (T - 1) and calls[0][2] == 0
         assert [t["arms"][k] for t in e["turns"]] == [out for _, _, out in calls]         # the arm in force at every turn
@@ -145,6 +148,7 @@ def test_paper_profile_selects_only_for_the_speaker(world, spy):
     spy(AlsoBandit)
     res = world(EpisodeConfig("also", "both", max_turns=6))
     for k in ("p1", "p2"):
+        assert res.bandits[k].options["score_timing"] == "before"     # the paper profile's bandit options (Eq. 12)
         assert [n for n, _, _ in by_bandit(spy.calls, res.bandits[k], "select", "force")] == ["select"] * 3
         assert len(res.bandits[k].trace) == 3
     assert res.record["ledger"]["calls"]["embedding"] == 2 + 6

@@ -67,15 +67,38 @@ def registry(monkeypatch):
 def test_schedule_and_call_counts(name, registry):
     b, opt = make_bandit(name, 13, seed=1), Optimizer()
     assert b.n_arms == 13 and b.texts == V3
-    assert [t for t in range(1, 21) if b.due(t)] == [5, 10, 15, 20]
+    # paper Table 1: ceil(T/5) = 4 steps in a 20-turn episode, after turns 4, 8, 12, 16 (the runner skips turn 20)
+    assert [t for t in range(1, 21) if b.due(t)] == [4, 8, 12, 16, 20]
     calls = episode(b, opt)
-    assert {t for t, c in calls.items() if c} == {5, 10, 15}          # only at the scheduled turns
+    assert {t for t, c in calls.items() if c} == {4, 8, 12, 16}       # only at the scheduled turns
     assert b.n_calls == len(opt.requests) == sum(e["calls"] for e in b.events)
-    per_step = [calls[t] for t in (5, 10, 15)]
-    if name == "opro": assert per_step == [1, 1, 1] and b.n_arms == 16
-    elif name.startswith("evoprompt"): assert per_step == [5, 5, 5] and b.n_arms == 13
+    per_step = [calls[t] for t in (4, 8, 12, 16)]
+    if name == "opro": assert per_step == [1, 1, 1, 1] and b.n_calls == 4 and b.n_arms == 17     # ceil(20/5) = 4
+    elif name.startswith("evoprompt"): assert per_step == [5, 5, 5, 5] and b.n_calls == 20 and b.n_arms == 13  # 5 * 4
     else: assert all(1 <= c <= 4 for c in per_step) and b.n_arms == 13   # <= 2 tournaments x <= 2 calls
-    assert b.n_steps == 3 and not b.due(15)                           # once per turn
+    assert b.n_steps == 4
+    c = make_bandit(name, 13, seed=1); run(c.evolve(4, Optimizer()))
+    assert not c.due(4)                                                # once per turn (until new rewards arrive)
+
+
+@pytest.mark.parametrize("name", list(CLASSES))
+def test_reference_profile_schedule(name, registry):
+    "The reference's interval 5: steps after turns 5, 10, 15 (3 in a 20-turn episode) and its priors."
+    b, opt = make_bandit(name, 13, seed=1, profile="reference"), Optimizer()
+    calls = episode(b, opt)
+    assert {t for t, c in calls.items() if c} == {5, 10, 15} and b.n_steps == 3
+    assert b.init_score == (1.0 if name == "promptbreeder" else 0.5)
+
+
+def test_optimistic_start_tries_every_arm():
+    "With the paper profile's prior 1.0 the first 13 selections play 13 different arms (0.5: the first arm is replayed)."
+    for prior, distinct in ((1.0, 13), (0.5, None)):
+        b = OproBandit(13, seed=0, init_score=prior, eps=0.0)
+        arms = []
+        for _ in range(13):
+            a = b.select(); b.update(a, 0.7); arms.append(a)
+        if distinct: assert len(set(arms)) == distinct
+        else: assert len(set(arms)) == 1
 
 
 def test_first5_pool(registry):
@@ -89,7 +112,7 @@ def test_first5_pool(registry):
 def test_opro_adds_and_plays_new_arms():
     b, opt = OproBandit(13, seed=0, n_new=2), Optimizer()
     b.update(3, 0.6); b.update(0, 0.4)
-    ev = run(b.evolve(5, opt))
+    ev = run(b.evolve(4, opt))
     assert [e["kind"] for e in ev] == ["add", "add"] and b.n_arms == 15 and [e["arm"] for e in ev] == [13, 14]
     prompt = opt.requests[0][0]["content"]
     assert prompt.index("Score: 40") < prompt.index("Score: 60")      # ascending
@@ -108,7 +131,7 @@ def test_elites_and_no_strategy_survive(cls):
     prot = b.protected()
     assert 0 in prot and b.pending in prot and len(prot - {0}) >= b.n_elite
     before = list(b.texts)
-    ev = run(b.evolve(5, opt))
+    ev = run(b.evolve(4, opt))
     assert any(e["kind"] == "replace" for e in ev)
     for i in prot: assert b.texts[i] == before[i]
     for e in ev:
@@ -143,7 +166,7 @@ def test_malformed_reply_retried_once_then_skipped(name, bad):
     n = {"opro": 1, "evoprompt_ga": 5, "evoprompt_de": 5, "promptbreeder": 2}[name]   # requests in this step
     opt = Optimizer(bad=[bad] * (2 * n))
     before = list(b.texts)
-    ev = run(b.evolve(5, opt))                                         # must not raise
+    ev = run(b.evolve(4, opt))                                         # must not raise
     assert len(opt.requests) == 2 * n == b.n_calls                     # each request retried exactly once
     assert [e["kind"] for e in ev] == ["skip"] * n and all(e["calls"] == 2 and len(e["rejected"]) == 2 for e in ev)
     assert all(e["reason"] for e in ev) and b.texts == before          # no bad arm added or written
@@ -154,7 +177,7 @@ def test_malformed_reply_retried_once_then_skipped(name, bad):
 def test_bad_first_reply_then_good():
     b = OproBandit(13, seed=0); b.update(2, 0.5)
     opt = Optimizer(bad=["nonsense {}"])
-    ev = run(b.evolve(5, opt))
+    ev = run(b.evolve(4, opt))
     assert [e["kind"] for e in ev] == ["add"] and ev[0]["calls"] == 2 and len(ev[0]["rejected"]) == 1 and b.n_arms == 14
 
 
@@ -171,7 +194,7 @@ def test_state_round_trip_and_determinism(name, tmp_path):
     for x, o in ((b, o1), (c, o2)):
         for t in (13, 15):
             a = x.select(); x.update(a, reward(x.texts[a]))
-        run(x.evolve(15, o))
+        run(x.evolve(16, o))
     assert b.texts == c.texts and b.events == c.events
     # same seed, same optimizer -> identical run; another seed -> a different run
     runs = []

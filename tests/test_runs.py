@@ -158,12 +158,12 @@ def test_episode_log_keeps_terminal_rewards(tmp_path):
 
 @pytest.mark.parametrize("method,per_step", [("opro", 1), ("evoprompt_ga", 5), ("evoprompt_de", 5), ("promptbreeder", None)])
 def test_prompt_optimizers_through_the_runner(tmp_path, method, per_step):
-    "One optimizer step after turn 5 per optimized agent (none after the terminal turn); its calls are in the ledger."
+    "One optimizer step after turn 4 per optimized agent (paper profile: every 4 turns; none after the terminal turn); its calls are in the ledger."
     register_scripted()
     _run(tmp_path, RunConfig("o", EpisodeConfig(method, "both", max_turns=6), episodes=1))
     e = read_episodes(tmp_path / "results/o/episodes.jsonl")[0]
     steps = {t["turn"]: t.get("events") for t in e["turns"] if t.get("events")}
-    assert list(steps) == [5] and set(steps[5]) == {"p1", "p2"}
+    assert list(steps) == [4] and set(steps[4]) == {"p1", "p2"}
     n = e["ledger"]["calls"].get("optimizer", 0)
     if per_step: assert n == 2 * per_step, n
     else: assert 2 <= n <= 8, n

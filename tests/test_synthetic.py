@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from also.core import ConfigError
-from also.synthetic import (DEFAULT_METHODS, SyntheticConfig, SyntheticEnv, TIDY_COLUMNS, check_methods,
-                            expected_observed, parse_method, run_episode, run_synthetic, summarize, synthetic_cli)
+from also.synthetic import (DEFAULT_METHODS, SyntheticConfig, SyntheticEnv, TIDY_COLUMNS, check_methods, preset_config,
+                            expected_observed, paired, parse_method, run_seed, run_synthetic, summarize, synthetic_cli)
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_METHODS = "uniform,fixed,exp3,linucb,also,oracle"
@@ -91,9 +91,9 @@ def test_out_of_order_and_bad_config():
 
 
 def test_profiles():
-    ref = run_episode("uniform", 0, profile="reference")
+    ref = run_seed("uniform", 0, profile="reference")
     assert ref.arm.iloc[0] == 0 and ref.prob.iloc[0] == 1.0
-    with pytest.raises(ConfigError, match="unknown profile"): run_episode("uniform", 0, profile="nope")
+    with pytest.raises(ConfigError, match="unknown profile"): run_seed("uniform", 0, profile="nope")
 
 
 def test_cli_tiny(tmp_path, capsys):
@@ -106,9 +106,9 @@ def test_cli_tiny(tmp_path, capsys):
     summ = pd.read_csv(tmp_path / "syn_summary.csv")
     assert summ.method.tolist() == ["uniform", "fixed"] and (summ.n_seeds == 2).all()
     meta = json.loads((tmp_path / "syn_meta.json").read_text())
-    assert meta["command"].startswith("also synthetic --seeds 2 --turns 5")
+    assert meta["command"].startswith("also synthetic --seeds 2 --turns 5") and meta["presets"] == ["hard"]
     printed = capsys.readouterr().out
-    assert "final cum. regret" in printed and "uniform" in printed
+    assert "per-turn regret" in printed and "vs best fixed arm" in printed and "uniform" in printed
     assert res["summary"].n_seeds.tolist() == [2, 2]
     with pytest.raises(ConfigError, match="unknown method"): synthetic_cli(["--methods", "bogus", "--out", str(out)])
 
@@ -118,12 +118,16 @@ def test_fig_synthetic_notebook_smoke(tmp_path):
     nb_dir = ROOT / "nbs" / "experiments"
     assert (nb_dir / ".notest").exists()
     pm.execute_notebook(str(nb_dir / "fig_synthetic.ipynb"), str(tmp_path / "fig_synthetic.out.ipynb"),
-                        parameters={"seeds": 2, "turns": 4, "methods": SMOKE_METHODS, "out_dir": str(tmp_path)},
+                        parameters={"seeds": 2, "turns": 4, "presets": "hard,flat", "methods": SMOKE_METHODS, "out_dir": str(tmp_path)},
                         kernel_name="python3", cwd=str(nb_dir), progress_bar=False)
-    for f in ("synthetic_regret.png", "synthetic_reward.png"):
+    for f in ("synthetic_regret.png", "synthetic_paired.png"):
         assert (tmp_path / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f
     summ = pd.read_csv(tmp_path / "synthetic_summary.csv")
-    assert summ.method.tolist() == SMOKE_METHODS.split(",") and (summ.n_seeds == 2).all()
+    assert summ.method.tolist() == SMOKE_METHODS.split(",") * 2 and summ.preset.tolist() == ["hard"] * 6 + ["flat"] * 6
+    assert (summ.n_seeds == 2).all()
+    per = pd.read_csv(tmp_path / "synthetic_per_seed.csv")
+    assert len(per) == 2 * 6 * 2 and (per.turns == 4).all()
+    assert "SYNTHETIC" in (tmp_path / "synthetic_README.md").read_text().splitlines()[0]
 
 
 def test_every_default_method_runs_and_is_seeded():
@@ -141,3 +145,70 @@ def test_method_options():
     df = run_synthetic(["also", "also[eta=10]"], seeds=1, config=SyntheticConfig(n_turns=4), progress=False)
     assert set(df.method) == {"also", "also[eta=10]"}
     with pytest.raises(ConfigError, match="eta must be > 0"): check_methods("also[eta=0]")
+
+
+# ---- acceptance (issue #13): the suite discriminates ---------------------------------------------------------
+# Fixed seeds 0..ACCEPT_SEEDS-1, the paper profile's defaults for every method. A method "beats uniform" when the
+# 95% t interval of (its final per-turn regret - uniform's), paired over seeds, lies below 0.
+ACCEPT_SEEDS = 30
+LEARNERS = ["exp3", "linucb", "neural_ucb", "also"]
+
+
+@pytest.fixture(scope="module")
+def acceptance():
+    df = run_synthetic(["uniform"] + LEARNERS, seeds=ACCEPT_SEEDS, presets=["stationary", "contextual", "flat"], jobs=2, progress=False)
+    return paired(df).set_index(["preset", "method"])
+
+
+@pytest.mark.parametrize("preset,method", [("stationary", m) for m in LEARNERS] + [("contextual", m) for m in LEARNERS if m != "also"])
+def test_learners_beat_uniform(acceptance, preset, method):
+    r = acceptance.loc[(preset, method)]
+    assert r.hi < 0, f"{method} on {preset}: Δ regret vs uniform {r['diff']:+.2f}, 95% CI [{r.lo:+.2f}, {r.hi:+.2f}]"
+
+
+@pytest.mark.xfail(strict=True, reason="ALSO with the paper's defaults (eta = 0.5, Eq. 12 timing, one Adam step per turn, "
+                   "lambda = 0.9) does not beat uniform on the contextual preset; nbs/05_synthetic explains why (eta ceiling, "
+                   "score timing and smoothing wash out the context); the eta sweep test shows what a larger eta does")
+def test_also_paper_defaults_beat_uniform_on_contextual(acceptance):
+    r = acceptance.loc[("contextual", "also")]
+    assert r.hi < 0, f"Δ {r['diff']:+.2f} [{r.lo:+.2f}, {r.hi:+.2f}]"
+
+
+def test_flat_control_nobody_beats_uniform(acceptance):
+    "Nothing can be learned on the flat preset: no method's interval lies below 0 (a win here would mean a leak)."
+    flat = acceptance.loc["flat"]
+    assert set(flat.index) == set(LEARNERS)
+    assert (flat.hi >= 0).all(), flat[flat.hi < 0][["diff", "lo", "hi"]]
+
+
+ETAS = [0.5, 2, 5, 10]
+
+
+@pytest.fixture(scope="module")
+def eta_sweep():
+    ms = ["uniform"] + [f"also[eta={e}]" for e in ETAS] + [f"also_no_context[eta={e}]" for e in ETAS]
+    return run_synthetic(ms, seeds=ACCEPT_SEEDS, presets=["contextual"], jobs=2, progress=False)
+
+
+def test_eta_sweep_shows_what_the_default_costs(eta_sweep):
+    "On the contextual preset ALSO beats uniform at eta = 5 but not at the paper's 0.5 (the eta ceiling)."
+    p = paired(eta_sweep).set_index("method")
+    assert p.loc["also[eta=5]", "hi"] < 0, p.loc["also[eta=5]"]
+    assert p.loc["also[eta=0.5]", "hi"] >= 0, p.loc["also[eta=0.5]"]
+
+
+@pytest.mark.parametrize("eta", ETAS)
+@pytest.mark.xfail(strict=True, reason="with the paper's defaults the context embedding does not help ALSO on the contextual "
+                   "preset at any eta of the sweep (nbs/05_synthetic: Eq. 12 samples before the current context's predictions "
+                   "enter S, lambda = 0.9 gives them a tenth of S, one Adam step per turn learns the arm x state interaction "
+                   "slowly; without smoothing, with the reference's timing and retrain, and 120 turns, it does help)")
+def test_context_helps_on_contextual(eta_sweep, eta):
+    p = paired(eta_sweep, baseline=f"also_no_context[eta={eta}]").set_index("method").loc[f"also[eta={eta}]"]
+    assert p.hi < 0, f"ALSO - ALSO without context at eta={eta}: {p['diff']:+.2f} [{p.lo:+.2f}, {p.hi:+.2f}]"
+
+
+def test_hard_preset_is_the_old_benchmark():
+    "Final regrets of methods #13 left alone, seeds 0-4, as the benchmark wrote them before presets existed."
+    before = {"uniform": [1.297089, 1.459431, 1.103959, 1.730604, 1.249998], "exp3": [1.052865, 1.270537, 1.212517, 1.91869, 1.201477]}
+    for m, v in before.items():
+        np.testing.assert_allclose([run_seed(m, s, preset_config("hard")).cumulative_regret.iloc[-1] for s in range(5)], v, atol=1e-6)

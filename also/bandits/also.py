@@ -4,13 +4,14 @@
 
 # %% ../../nbs/04c_bandits.also.ipynb #a557d718
 from __future__ import annotations
+import math
 import numpy as np
 from ..core import ConfigError, derive_seed
 from .base import Bandit, check_positive, check_in
 from ..surrogate import Surrogate, SurrogateConfig
 
 # %% auto #0
-__all__ = ['decayed_scores', 'softmax_probs', 'AlsoBandit']
+__all__ = ['decayed_scores', 'softmax_probs', 'AlsoBandit', 'ceiling_prob']
 
 # %% ../../nbs/04c_bandits.also.ipynb #5ce2c9a2
 def decayed_scores(trace:np.ndarray,  # (n, K) prediction rows, oldest first
@@ -38,41 +39,56 @@ class AlsoBandit(Bandit):
                  eta:float=0.5,                # inverse temperature of the softmax
                  lam:float=0.9,                # score decay λ in (0, 1]
                  gamma:float=0.0,              # uniform mix in [0, 1]
+                 score_timing:str="before",    # "before": sample from S^(t-1) (paper Eq. 12); "after": from S^(t) (reference)
                  mask_unselected:bool=False,   # accumulate only the selected arm's prediction
                  first_arm:int|None=None,      # arm returned by the first select (reference: 0)
-                 egreedy:bool=False,           # ablation: epsilon-greedy on current predictions
+                 egreedy:bool=False,           # ablation "w/o EXP3": epsilon-greedy instead of the softmax
+                 egreedy_on:str="scores",      # what egreedy maximises: "scores" (paper) or "predictions" (reference)
                  epsilon:float=0.1,            # epsilon of egreedy
-                 smoothing:bool=True,          # ablation switch: False = S is the current predictions
+                 smoothing:bool=True,          # ablation switch: False = S is the latest predictions
                  use_context:bool=True,        # ablation switch: False = surrogate sees arm features only
-                 surrogate:bool=True,          # ablation switch: False = importance-weighted observed rewards
-                 min_prob:float=0.01,          # probability floor of the importance weights (no-surrogate)
+                 surrogate:bool=True,          # ablation switch: False = predictions from `no_surrogate`
+                 no_surrogate:str="mean",      # without surrogate: "mean" observed reward per arm (paper) or "iw" r/p (reference)
+                 min_prob:float=0.01,          # probability floor of the importance weights ("iw")
                  hidden:int=100,               # surrogate hidden width
                  depth:int=2,                  # surrogate hidden layers
-                 surrogate_mode:str="retrain", # "retrain" (fresh net per turn, paper) or "warm"
+                 surrogate_mode:str="step",    # "step" (Alg. 1: one minibatch step per turn), "retrain" (reference) or "warm"
+                 steps:int=1,                  # optimizer steps per turn in step mode
+                 optimizer:str="adam",         # surrogate optimizer: "adam" or "sgd"
                  epochs:int=100,               # max epochs per retrain
                  warm_epochs:int=20,           # max epochs per warm-start fit
-                 lr:float=1e-2,                # Adam learning rate
+                 lr:float=1e-2,                # surrogate learning rate
                  batch_size:int=8,             # minibatch size
-                 basis:str="span"):            # surrogate input coordinates: "span" (fast, exact span) or "full"
+                 basis:str="full"):            # surrogate input coordinates: "full" (exact) or "span" (fast; exact only under SGD)
         super().__init__(n_arms, seed, arm_features, context_dim)
         self.eta, self.lam = check_positive("eta", eta), check_in("lambda (lam)", lam, 0, 1)
         self.gamma = check_in("gamma", gamma, 0, 1, lo_open=False)
         self.epsilon = check_in("epsilon", epsilon, 0, 1, lo_open=False)
         self.min_prob = check_in("min_prob", min_prob, 0, 1)
         self.first_arm = None if first_arm is None else self.check_arm(first_arm)
+        for k, v, ok in (("score_timing", score_timing, ("before", "after")), ("egreedy_on", egreedy_on, ("scores", "predictions")),
+                         ("no_surrogate", no_surrogate, ("mean", "iw"))):
+            if v not in ok: raise ConfigError(f"{k} must be one of {ok}, got {v!r}")
+        self.score_timing, self.egreedy_on, self.no_surrogate = score_timing, egreedy_on, no_surrogate
         self.mask_unselected, self.egreedy, self.smoothing = bool(mask_unselected), bool(egreedy), bool(smoothing)
         self.use_context, self.use_surrogate = bool(use_context), bool(surrogate)
         if self.use_surrogate and arm_features is None:
             raise ConfigError("ALSO needs arm_features (K, d) for its surrogate (or surrogate=False)")
-        self.scfg = SurrogateConfig(hidden=hidden, depth=depth, mode=surrogate_mode, epochs=epochs,
+        self.scfg = SurrogateConfig(hidden=hidden, depth=depth, mode=surrogate_mode, steps=steps, optimizer=optimizer, epochs=epochs,
                                     warm_epochs=warm_epochs, lr=lr, batch_size=batch_size, basis=basis)
-        self.options = dict(eta=self.eta, lam=self.lam, gamma=self.gamma, mask_unselected=self.mask_unselected,
-                            first_arm=self.first_arm, egreedy=self.egreedy, epsilon=self.epsilon,
-                            smoothing=self.smoothing, use_context=self.use_context, surrogate=self.use_surrogate,
-                            min_prob=self.min_prob, hidden=hidden, depth=depth, surrogate_mode=surrogate_mode,
-                            epochs=epochs, warm_epochs=warm_epochs, lr=lr, batch_size=batch_size, basis=basis)
+        self.options = dict(eta=self.eta, lam=self.lam, gamma=self.gamma, score_timing=score_timing,
+                            mask_unselected=self.mask_unselected, first_arm=self.first_arm, egreedy=self.egreedy,
+                            egreedy_on=egreedy_on, epsilon=self.epsilon, smoothing=self.smoothing, use_context=self.use_context,
+                            surrogate=self.use_surrogate, no_surrogate=no_surrogate, min_prob=self.min_prob, hidden=hidden,
+                            depth=depth, surrogate_mode=surrogate_mode, steps=steps, optimizer=optimizer, epochs=epochs,
+                            warm_epochs=warm_epochs, lr=lr, batch_size=batch_size, basis=basis)
         self.surrogate = Surrogate(self.scfg, seed=derive_seed(self.seed, "also-surrogate"))
         self._reset()
+
+    @property
+    def predicts(self) -> bool:
+        "Whether each selection folds a row of predictions into S (False only for the reference's 'iw' ablation)."
+        return self.use_surrogate or self.no_surrogate == "mean"
 
     def _reset(self):
         self.S, self.n_select = np.zeros(self.n_arms), 0
@@ -83,44 +99,58 @@ class AlsoBandit(Bandit):
 
 # %% ../../nbs/04c_bandits.also.ipynb #21c394a4
 def _predict(self:AlsoBandit, context) -> np.ndarray:
-    "v = f([b_k ; c]) for all arms (surrogate trained on all records)."
+    "v = f([b_k ; c]) for all arms (surrogate trained on all records), or the per-arm mean rewards without surrogate."
     c = self.check_context(context)
-    use_c = self.use_context and self.context_dim is not None
+    use_c = self.use_surrogate and self.use_context and self.context_dim is not None
     key = (len(self.rec_r), self.n_arms, None if c is None or not use_c else c.tobytes())
     if self._pending is not None and self._pending[0] == key: return self._pending[1]
-    zero = lambda x: np.zeros(self.context_dim, np.float32) if x is None else x
-    rec_ctx = np.stack([zero(x) for x in self.rec_ctx]) if use_c and self.rec_r else None
-    if use_c and not self.rec_r: rec_ctx = np.zeros((0, self.context_dim), np.float32)
-    feats = np.stack(self.rec_feat) if self.rec_r else np.zeros((0, self.arm_features.shape[1]), np.float32)
-    v = self.surrogate.fit_predict(self.arm_features, feats, np.asarray(self.rec_r, np.float32),
-                                   rec_ctx, zero(c) if use_c else None)
+    if not self.use_surrogate: v = _mean_rewards(self.rec_arm, self.rec_r, self.n_arms)
+    else:
+        zero = lambda x: np.zeros(self.context_dim, np.float32) if x is None else x
+        rec_ctx = np.stack([zero(x) for x in self.rec_ctx]) if use_c and self.rec_r else None
+        if use_c and not self.rec_r: rec_ctx = np.zeros((0, self.context_dim), np.float32)
+        feats = np.stack(self.rec_feat) if self.rec_r else np.zeros((0, self.arm_features.shape[1]), np.float32)
+        v = self.surrogate.fit_predict(self.arm_features, feats, np.asarray(self.rec_r, np.float32),
+                                       rec_ctx, zero(c) if use_c else None)
     self._pending = (key, v)
     return v
+
+def _mean_rewards(arms:list, rewards:list, K:int) -> np.ndarray:
+    "Mean observed reward of each arm; arms never played (or removed) get the mean of all rewards (0 without records)."
+    a, r = np.asarray(arms, int), np.asarray(rewards, float)
+    ok = a >= 0
+    tot, cnt = np.bincount(a[ok], r[ok], K), np.bincount(a[ok], minlength=K)
+    return np.where(cnt > 0, tot / np.maximum(cnt, 1), r.mean() if len(r) else 0.0)
 
 AlsoBandit._predict = _predict
 
 # %% ../../nbs/04c_bandits.also.ipynb #bd4de0e1
-def _scores_with(self:AlsoBandit, v:np.ndarray) -> np.ndarray:
-    return v if not self.smoothing else self.lam * self.S + v
+def _fold(self:AlsoBandit, row:np.ndarray) -> np.ndarray:
+    "λS + row (or just row without smoothing)."
+    return self.lam * self.S + row if self.smoothing else np.asarray(row, float)
+
+def _selection_scores(self:AlsoBandit, context) -> np.ndarray:
+    "The scores the next arm is drawn from: S^(t-1) (before) or S^(t) = λS + v^(t) (after)."
+    if not self.predicts or self.score_timing == "before": self.check_context(context); return self.S
+    return self._fold(self._predict(context))
 
 def _probs(self:AlsoBandit, context=None) -> np.ndarray:
     "The distribution of the next selection."
     if self.first_arm is not None and self.n_select == 0:
         self.check_context(context); return np.eye(self.n_arms)[self.first_arm]
-    if not self.use_surrogate:
-        self.check_context(context); return softmax_probs(self.S, self.eta, self.gamma)
-    v = self._predict(context)
+    S = self._selection_scores(context)
     if self.egreedy:
-        return (1 - self.epsilon) * np.eye(self.n_arms)[int(np.argmax(v))] + self.epsilon / self.n_arms
-    return softmax_probs(self._scores_with(v), self.eta, self.gamma)
+        x = self._predict(context) if self.egreedy_on == "predictions" and self.predicts else S
+        return (1 - self.epsilon) * np.eye(self.n_arms)[int(np.argmax(x))] + self.epsilon / self.n_arms
+    return softmax_probs(S, self.eta, self.gamma)
 
 def _select(self:AlsoBandit, context=None) -> int:
     "Sample an arm, then fold this turn's predictions into the scores."
     arm = Bandit.select(self, context)
-    if self.use_surrogate and not (self.first_arm is not None and self.n_select == 0):
+    if self.predicts and not (self.first_arm is not None and self.n_select == 0):
         v = self._predict(context)
         row = v * np.eye(self.n_arms)[arm] if self.mask_unselected else v
-        self.S = self._scores_with(row); self.trace.append(row)
+        self.S = self._fold(row); self.trace.append(row)
     self.n_select += 1
     return arm
 
@@ -129,19 +159,20 @@ def _force(self:AlsoBandit, arm:int) -> int:
     a = Bandit.force(self, arm); self.n_select += 1
     return a
 
-AlsoBandit._scores_with, AlsoBandit.probs, AlsoBandit.select, AlsoBandit.force = _scores_with, _probs, _select, _force
+AlsoBandit._fold, AlsoBandit._selection_scores = _fold, _selection_scores
+AlsoBandit.probs, AlsoBandit.select, AlsoBandit.force = _probs, _select, _force
 
 # %% ../../nbs/04c_bandits.also.ipynb #e11cea2a
 def _update(self:AlsoBandit, arm:int, reward:float, context=None) -> None:
     "Record (arm, features, context, reward, probability of the arm)."
     a, c = self.check_arm(arm), self.check_context(context)
     if self.last_probs is not None and len(self.last_probs) == self.n_arms: p = float(self.last_probs[a])
-    else: p = float(softmax_probs(self.S, self.eta, self.gamma)[a]) if not self.use_surrogate else float("nan")
+    else: p = float(softmax_probs(self.S, self.eta, self.gamma)[a]) if not self.predicts else float("nan")
     self.rec_arm.append(a); self.rec_ctx.append(c); self.rec_r.append(float(reward)); self.rec_p.append(p)
     self.rec_feat.append(None if self.arm_features is None else self.arm_features[a].copy())
-    if not self.use_surrogate:
+    if not self.predicts:
         row = np.eye(self.n_arms)[a] * float(reward) / max(p, self.min_prob)
-        self.S = self._scores_with(row); self.trace.append(row)
+        self.S = self._fold(row); self.trace.append(row)
     self._pending, self.last_probs = None, None
 
 AlsoBandit.update = _update
@@ -161,22 +192,22 @@ def _on_remove_arm(self:AlsoBandit, arm):
     self.rec_arm = [k - (k > arm) if k != arm else -1 for k in self.rec_arm]
 
 def _state(self:AlsoBandit) -> dict:
-    s = self.surrogate
     return {"S": self.S.copy(), "n_select": self.n_select, "trace": [r.copy() for r in self.trace],
             "rec_arm": list(self.rec_arm), "rec_r": list(self.rec_r), "rec_p": list(self.rec_p),
-            "rec_feat": [f for f in self.rec_feat], "rec_ctx": [c for c in self.rec_ctx],
-            "surrogate": {"calls": s.calls, "flat": None if s.flat is None else s.flat.numpy().copy(),
-                          "Qa": s.Qa, "Qc": s.Qc}}
+            "rec_feat": [f for f in self.rec_feat], "rec_ctx": [c for c in self.rec_ctx], "surrogate": self.surrogate.state()}
 
 def _load(self:AlsoBandit, st:dict):
-    import torch
     self.S, self.n_select = np.asarray(st["S"], float).copy(), int(st["n_select"])
     self.trace = [np.asarray(r, float) for r in st["trace"]]
     self.rec_arm, self.rec_r, self.rec_p = list(st["rec_arm"]), list(st["rec_r"]), list(st["rec_p"])
     self.rec_feat = [None if f is None else np.asarray(f, np.float32) for f in st["rec_feat"]]
     self.rec_ctx = [None if c is None else np.asarray(c, np.float32) for c in st["rec_ctx"]]
-    s, ss = self.surrogate, st["surrogate"]; s.reset(); s.calls = int(ss["calls"])
-    s.flat = None if ss["flat"] is None else torch.from_numpy(np.asarray(ss["flat"], np.float32).copy())
-    s.Qa, s.Qc, self._pending = ss["Qa"], ss["Qc"], None
+    self.surrogate.load(st["surrogate"]); self._pending = None
 
 AlsoBandit._on_add_arm, AlsoBandit._on_remove_arm, AlsoBandit._state, AlsoBandit._load = _on_add_arm, _on_remove_arm, _state, _load
+
+# %% ../../nbs/04c_bandits.also.ipynb #8c3e1a02
+def ceiling_prob(eta:float, gap:float, n_arms:int=13, lam:float=0.9) -> float:
+    "Limit probability of the best arm when every prediction is exact (best arm `gap` above K-1 equal arms)."
+    z = math.exp(eta * gap / (1 - lam))
+    return z / (z + n_arms - 1)

@@ -4,15 +4,15 @@
 
 # %% ../../nbs/04_bandits.base.ipynb #0d7c1d16
 from __future__ import annotations
-import importlib, inspect, json
+import base64, importlib, inspect, json
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
 from ..core import ConfigError
 
 # %% auto #0
-__all__ = ['BANDITS', 'PROFILES', 'check_positive', 'check_in', 'Bandit', 'save_bandit', 'load_bandit', 'bandit_class',
-           'make_bandit', 'Profile', 'get_profile', 'run_bandit']
+__all__ = ['BANDITS', 'PROFILE_OPTIONS', 'PROFILES', 'check_positive', 'check_in', 'Bandit', 'save_bandit', 'load_bandit',
+           'bandit_class', 'profile_options', 'make_bandit', 'Profile', 'get_profile', 'run_bandit']
 
 # %% ../../nbs/04_bandits.base.ipynb #0c2be50e
 def check_positive(name:str, v) -> float:
@@ -168,15 +168,22 @@ def _decode(x, is_arr, unarr):
     if isinstance(x, list): return [_decode(v, is_arr, unarr) for v in x]
     return x
 
+def _json_array(a:np.ndarray) -> dict:
+    a = np.ascontiguousarray(a)
+    if a.dtype == object: raise ConfigError("cannot save an object array to JSON")
+    return {"__ndarray__": base64.b64encode(a.tobytes()).decode("ascii"), "dtype": a.dtype.str, "shape": list(a.shape)}
+
+def _from_json_array(x:dict) -> np.ndarray:
+    if isinstance(x["__ndarray__"], list): return np.asarray(x["__ndarray__"], dtype=x["dtype"]).reshape(x["shape"])
+    return np.frombuffer(base64.b64decode(x["__ndarray__"]), dtype=np.dtype(x["dtype"])).reshape(x["shape"]).copy()
+
 def save_bandit(bandit:Bandit, path:str|Path) -> Path:
     "Write `bandit` (class, options, state) to `path` (.json: JSON; otherwise torch.save)."
     path = Path(path)
     blob = {"format": "also.bandit/1", "module": type(bandit).__module__, "cls": type(bandit).__qualname__,
             "options": bandit.options, "state": bandit.state_dict()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".json":
-        enc = _encode(blob, lambda a: {"__ndarray__": a.ravel().tolist(), "dtype": str(a.dtype), "shape": list(a.shape)})
-        path.write_text(json.dumps(enc))
+    if path.suffix == ".json": path.write_text(json.dumps(_encode(blob, _json_array)))
     else:
         import torch
         torch.save(_encode(blob, lambda a: torch.from_numpy(np.ascontiguousarray(a))), path)
@@ -188,8 +195,7 @@ def load_bandit(path:str|Path) -> Bandit:
     path = Path(path)
     if not path.is_file(): raise ConfigError(f"no saved bandit at {path}")
     if path.suffix == ".json":
-        blob = _decode(json.loads(path.read_text()), lambda x: isinstance(x, dict) and "__ndarray__" in x,
-                       lambda x: np.asarray(x["__ndarray__"], dtype=x["dtype"]).reshape(x["shape"]))
+        blob = _decode(json.loads(path.read_text()), lambda x: isinstance(x, dict) and "__ndarray__" in x, _from_json_array)
     else:
         import torch
         blob = _decode(torch.load(path, weights_only=True), lambda x: isinstance(x, torch.Tensor), lambda t: t.numpy())
@@ -225,14 +231,46 @@ def bandit_class(name:str):
     mod, cls, preset = BANDITS[name]
     return getattr(importlib.import_module(mod), cls), dict(preset)
 
+# %% ../../nbs/04_bandits.base.ipynb #7f1c2a02
+PROFILE_OPTIONS = {
+    "paper": {
+        "also": dict(score_timing="before", surrogate_mode="step", steps=1, basis="full", optimizer="adam",
+                     egreedy_on="scores", no_surrogate="mean"),
+        "neuralucb": dict(persist_U=True, standardize=True),
+        "exp3": dict(eta=None, gamma=0.1),
+        "opro": dict(every=4, init_score=1.0),
+        "evoprompt": dict(every=4, init_score=1.0),
+        "promptbreeder": dict(every=4, init_score=1.0)},
+    "reference": {
+        "also": dict(score_timing="after", surrogate_mode="retrain", basis="full", optimizer="adam",
+                     egreedy_on="predictions", no_surrogate="iw"),
+        "neuralucb": dict(persist_U=False, standardize=False),
+        "exp3": dict(eta=5.0, gamma=0.139),
+        "opro": dict(every=5, init_score=0.5),
+        "evoprompt": dict(every=5, init_score=0.5),
+        "promptbreeder": dict(every=5, init_score=1.0)}}
+
+def profile_options(name:str,                # a key of BANDITS
+                    profile="paper",         # execution profile name (or a Profile)
+                   ) -> dict:                # options the profile picks for this method
+    "The bandit options the execution profile `profile` chooses for the registry method `name`."
+    prof = getattr(profile, "name", profile)
+    if prof not in PROFILE_OPTIONS and prof not in PROFILES:
+        raise ConfigError(f"unknown profile {prof!r}; known: {', '.join(dict.fromkeys([*PROFILE_OPTIONS, *PROFILES]))}")
+    if name not in BANDITS: raise ConfigError(f"unknown bandit {name!r}; known: {', '.join(BANDITS)}")
+    opts = PROFILE_OPTIONS.get(prof, PROFILE_OPTIONS["paper"])          # a runner-only profile: the paper's bandit options
+    return dict(opts.get(BANDITS[name][0].rsplit(".", 1)[-1], {}))
+
 # %% ../../nbs/04_bandits.base.ipynb #7aa094ae
 def make_bandit(name:str,                           # a key of BANDITS
                 n_arms:int,                         # number of arms K
                 seed:int=0,                         # instance seed
                 arm_features:np.ndarray|None=None,  # (K, d) arm feature vectors
-                **options) -> Bandit:               # method options (eta, lam, ...)
-    "Build the bandit registered as `name`."
+                profile="paper",                    # execution profile whose PROFILE_OPTIONS are the starting point
+                **options) -> Bandit:               # method options (eta, lam, ...); they override the profile's
+    "Build the bandit registered as `name`, with the options of `profile` unless overridden."
     cls, preset = bandit_class(name)
+    base = profile_options(name, profile)
     sig = inspect.signature(cls.__init__).parameters
     bad = [k for k in options if k not in sig or k in ("self", "n_arms", "seed", "arm_features")]
     if bad:
@@ -240,7 +278,7 @@ def make_bandit(name:str,                           # a key of BANDITS
         raise ConfigError(f"bandit {name!r} has no option(s) {bad}; accepted: {ok}")
     clash = [k for k in options if k in preset and options[k] != preset[k]]
     if clash: raise ConfigError(f"bandit {name!r} fixes {clash} (= {[preset[k] for k in clash]}); use 'also' to change them")
-    b = cls(n_arms, seed=seed, arm_features=arm_features, **{**preset, **options})
+    b = cls(n_arms, seed=seed, arm_features=arm_features, **{**base, **preset, **options})
     b.registry_name = name
     return b
 

@@ -13,12 +13,15 @@ from .base import BANDITS, make_bandit
 __all__ = ['BENCH_VARIANTS', 'DEFAULT_METHODS', 'bench_method', 'bench_decision_cli']
 
 # %% ../../nbs/04f_bandits.bench.ipynb #76018032
-BENCH_VARIANTS = {"also_warm": ("also", {"surrogate_mode": "warm"}),
-                  "also_fullbasis": ("also", {"basis": "full"}),
+BENCH_VARIANTS = {"also_reference": ("also", {"profile": "reference"}),
+                  "also_retrain_span": ("also", {"surrogate_mode": "retrain", "basis": "span"}),
+                  "also_retrain_span_sgd": ("also", {"surrogate_mode": "retrain", "basis": "span", "optimizer": "sgd"}),
+                  "also_warm": ("also", {"surrogate_mode": "warm", "basis": "span"}),
+                  "also_step_span": ("also", {"basis": "span"}),
                   "neural_ucb_ctx": ("neural_ucb", {"use_context": True}),
                   "linucb_ctx": ("linucb", {"use_context": True})}
-DEFAULT_METHODS = ["uniform", "fixed", "exp3", "also", "also_warm", "also_egreedy", "also_no_smoothing",
-                   "also_no_context", "also_no_surrogate", "neural_ucb", "linucb"]
+DEFAULT_METHODS = ["uniform", "fixed", "exp3", "also", "also_reference", "also_retrain_span", "also_warm", "also_egreedy",
+                   "also_no_smoothing", "also_no_context", "also_no_surrogate", "neural_ucb", "linucb"]
 
 def _unit(r, shape):
     x = r.normal(size=shape).astype(np.float32); return x / np.linalg.norm(x, axis=-1, keepdims=True)

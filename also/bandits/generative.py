@@ -146,9 +146,9 @@ class GenerativeBandit(Bandit):
                  names:list|None=None,              # display names of `texts`
                  space:str="v3",                    # strategy space (also.spaces) when `texts` is None
                  pool:str="full",                   # "full" (all arms) or "first5" (the reference's population)
-                 every:int=5,                       # an optimizer step after every `every`-th turn
+                 every:int=4,                       # an optimizer step after every `every`-th turn (4: Table 1's ⌈20/5⌉ steps)
                  alpha:float=0.5,                   # EMA weight of the newest reward (1 = latest reward only)
-                 init_score:float=0.5,              # prior score of a starting arm not yet played
+                 init_score:float=1.0,              # prior score of a starting arm not yet played (1.0: optimistic)
                  selection:str|None=None,           # "egreedy", "softmax" or "roulette" (None: the method's)
                  eps:float=0.1,                     # exploration rate of egreedy
                  temp:float=0.1,                    # temperature of softmax
@@ -180,6 +180,7 @@ class GenerativeBandit(Bandit):
         self.born, self.parents, self.meta = [0] * K, [[] for _ in range(K)], [{} for _ in range(K)]
         self.seen = {norm_text(t) for t in texts}
         self.events, self.n_calls, self.n_steps, self.last_step, self.pending, self.serial = [], 0, 0, None, None, 0
+        self.last_step_plays = None   # rewards recorded when the last step ran (a carried bandit meets turn 16 again)
 
     @property
     def options(self) -> dict: return {**self._opts, "texts": list(self.texts), "names": list(self.names), "pool": "full"}
@@ -266,7 +267,7 @@ GenerativeBandit.add_arm, GenerativeBandit.remove_arm = _add_arm, _remove_arm
 def due(self:GenerativeBandit, turn:int) -> bool:
     "Whether an optimizer step is scheduled after `turn` (every `every` turns, once per turn)."
     t = int(turn)
-    return t > 0 and t % self.every == 0 and t != self.last_step
+    return t > 0 and t % self.every == 0 and (t, sum(self.count)) != (self.last_step, self.last_step_plays)
 
 def event(self:GenerativeBandit, turn, kind, arm=None, parents=(), text=None, reason=None, calls=0, rejected=(), **kw) -> dict:
     "Record one event of a step."
@@ -279,7 +280,7 @@ def event(self:GenerativeBandit, turn, kind, arm=None, parents=(), text=None, re
 async def evolve(self:GenerativeBandit, turn:int, propose:Propose) -> list[dict]:
     "Run the optimizer step scheduled after `turn` (nothing if none is due); returns its events."
     if not self.due(turn): return []
-    self.last_step, self.n_steps = int(turn), self.n_steps + 1
+    self.last_step, self.last_step_plays, self.n_steps = int(turn), sum(self.count), self.n_steps + 1
     n0 = len(self.events)
     await self._step(int(turn), propose)
     return self.events[n0:]
@@ -295,7 +296,7 @@ GenerativeBandit.due, GenerativeBandit.event, GenerativeBandit.evolve, Generativ
 GenerativeBandit.check_new, GenerativeBandit.rules = check_new, rules
 
 # %% ../../nbs/04j_bandits.generative.ipynb #cd779ea9
-_SCALARS = ("n_calls", "n_steps", "last_step", "pending", "serial")
+_SCALARS = ("n_calls", "n_steps", "last_step", "last_step_plays", "pending", "serial")
 
 def _gstate(self:GenerativeBandit) -> dict:
     return {**{f: [list(x) if isinstance(x, list) else (dict(x) if isinstance(x, dict) else x) for x in getattr(self, f)] for f in _FIELDS},
@@ -307,7 +308,7 @@ def _gload(self:GenerativeBandit, s:dict) -> None:
     for f in _FIELDS: setattr(self, f, [list(x) if isinstance(x, list) else (dict(x) if isinstance(x, dict) else x) for x in s[f]])
     self.prior, self.ema = [float(x) for x in self.prior], [float(x) for x in self.ema]
     self.count, self.born = [int(x) for x in self.count], [int(x) for x in self.born]
-    for k in _SCALARS: setattr(self, k, s[k])
+    for k in _SCALARS: setattr(self, k, s.get(k))
     self.seen, self.events = set(s["seen"]), [dict(e) for e in s["events"]]
     self._load_extra(s)
 

@@ -52,14 +52,15 @@ class NeuralUCBBandit(Bandit):
                  epochs:int=100,             # SGD epochs per retrain
                  lr:float=1e-2,              # SGD learning rate
                  use_context:bool=False,     # input [arm ; context] instead of the arm alone (INSTINCT: False)
-                 persist_U:bool=True):       # False = reference bug: U reset at every retrain
+                 persist_U:bool=True,        # False = reference bug: U reset at every retrain
+                 standardize:bool=True):     # z-score every input coordinate (False = reference: raw embeddings)
         super().__init__(n_arms, seed, arm_features, context_dim)
         if arm_features is None: raise ConfigError("NeuralUCB needs arm_features (K, d)")
         self.lam, self.nu, self.lr = check_positive("lam", lam), check_positive("nu", nu), check_positive("lr", lr)
         self.hidden, self.epochs = int(check_positive("hidden", hidden)), int(check_positive("epochs", epochs))
-        self.use_context, self.persist_U = bool(use_context), bool(persist_U)
+        self.use_context, self.persist_U, self.standardize = bool(use_context), bool(persist_U), bool(standardize)
         self.options = dict(lam=self.lam, nu=self.nu, hidden=self.hidden, epochs=self.epochs, lr=self.lr,
-                            use_context=self.use_context, persist_U=self.persist_U)
+                            use_context=self.use_context, persist_U=self.persist_U, standardize=self.standardize)
         self._reset()
 
     def _reset(self):
@@ -71,10 +72,20 @@ class NeuralUCBBandit(Bandit):
 
 # %% ../../nbs/04d_bandits.neuralucb.ipynb #4fde7ca0
 def _inputs(self:NeuralUCBBandit, c) -> np.ndarray:
+    "Raw inputs of every arm under context `c` (K, D)."
     F = self.arm_features.astype(np.float64)
     if not self.use_context or self.context_dim is None: return F
     c = np.zeros(self.context_dim) if c is None else c.astype(np.float64)
     return np.hstack([F, np.broadcast_to(c, (len(F), len(c)))])
+
+def _standardizer(self:NeuralUCBBandit, X:np.ndarray, R:np.ndarray):
+    "z-scoring of raw inputs: arm half by the arm set's statistics, context half by the contexts seen (records and now)."
+    if not self.standardize: return lambda A: A
+    da = self.arm_features.shape[1]
+    cols = [self.arm_features.astype(np.float64)] + ([np.vstack([X[:1, da:], R[:, da:]])] if X.shape[1] > da else [])
+    mean = np.concatenate([c.mean(0) for c in cols]); sd = np.concatenate([c.std(0) for c in cols])
+    sd = np.where(sd > 1e-8 * max(sd.max(), 1e-300), sd, 1.0)
+    return lambda A: (A - mean) / sd
 
 def _fit(self:NeuralUCBBandit, context):
     "Retrain on all records; return (mu, sigma, delta, act, X) for every arm."
@@ -84,6 +95,7 @@ def _fit(self:NeuralUCBBandit, context):
     X = self._inputs(c); D, H = X.shape[1], self.hidden
     if self.U is None or self.U["W1"].shape[1] != D or not self.persist_U: self.U = self._fresh_U(D)
     R = np.array([np.pad(x, (0, D - len(x))) for x in self.rec_x]).reshape(-1, D)
+    z = self._standardizer(X, R); X, R = z(X), z(R)
     Q = extend_basis(None, np.vstack([X, R]))
     g = np.random.default_rng(derive_seed(self.seed, "neuralucb", self.calls)); self.calls += 1
     bd = 1 / math.sqrt(D); W1 = g.uniform(-bd, bd, (H, D)); b1 = g.uniform(-bd, bd, H)
@@ -97,7 +109,7 @@ def _fit(self:NeuralUCBBandit, context):
     self._pending = (key, out)
     return out
 
-NeuralUCBBandit._inputs, NeuralUCBBandit._fit = _inputs, _fit
+NeuralUCBBandit._inputs, NeuralUCBBandit._standardizer, NeuralUCBBandit._fit = _inputs, _standardizer, _fit
 
 # %% ../../nbs/04d_bandits.neuralucb.ipynb #2f6bb964
 def _probs(self:NeuralUCBBandit, context=None) -> np.ndarray:
