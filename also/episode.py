@@ -159,7 +159,7 @@ async def make_side(key:str, name:str, persona:str, cfg:EpisodeConfig, embedder,
     feats = np.asarray(await embedder.embed(texts), np.float32) if uses_features(cfg.method) else None
     opts = dict(cfg.bandit_options)
     if hasattr(bandit_class(cfg.method)[0], "evolve"): opts.setdefault("space", cfg.strategy_space)
-    b = make_bandit(cfg.method, len(strategies), seed=seed, arm_features=feats, **opts)
+    b = make_bandit(cfg.method, len(strategies), seed=seed, arm_features=feats, profile=cfg.profile, **opts)   # the profile's bandit options
     if init_state is not None:      # the learned state of a saved bandit; its random streams follow this episode's seed
         b.load_state_dict({**init_state, "seed": b.seed, "rng": b.rng.bit_generator.state})
         if feats is not None and b.n_arms == len(feats): b.arm_features = b._check_features(feats, b.n_arms)
