@@ -181,7 +181,7 @@ def test_ray_two_workers_store_each_planned_episode_once_after_a_kill(tmp_path):
         st = _settings(tmp_path)
         run_cfg = RunConfig("r", EpisodeConfig("exp3", max_turns=4), episodes=6, concurrency=4, retries=2, save_bandits=True)
         out = tmp_path / "results/r/episodes.jsonl"
-        with ScriptedServer(Counting(0.05)) as srv:
+        with ScriptedServer(Counting(0.15)) as srv:     # slow enough that the kill lands while both actors play
             m = f"custom/bot@{srv.url}"
             cl = LLMClient(models={p: m for p in ROLES} | {"embedding": "fake/16"}, backoff=0.01)
             killed = []
