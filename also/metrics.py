@@ -15,9 +15,10 @@ from .data import load_data, split_combos
 
 # %% auto #0
 __all__ = ['DIMS', 'METRICS', 'METRIC_LABELS', 'METHOD_LABELS', 'METHOD_ORDER', 'V3_ARM_NAMES', 'EVAL_SPLITS', 'SE_MODES',
-           'SE_LABELS', 'method_label', 'fake_episodes', 'fake_run', 'Runs', 'run_tags', 'load_episodes',
-           'filter_split', 'summarize', 'improvements', 'turn_curve', 'arm_drift', 'strategy_frequencies',
-           'per_scenario', 'strategy_rewards', 'calls_table', 'paper_budget', 'paper_numbers_file', 'paper_numbers']
+           'SE_LABELS', 'method_label', 'run_method_label', 'fake_episodes', 'fake_run', 'Runs', 'run_tags',
+           'load_episodes', 'filter_split', 'summarize', 'improvements', 'turn_curve', 'arm_drift',
+           'strategy_frequencies', 'per_scenario', 'strategy_rewards', 'calls_table', 'paper_budget',
+           'paper_numbers_file', 'paper_numbers']
 
 # %% ../nbs/12_metrics.ipynb #9d04fd5f
 from .core import DIMENSIONS as DIM_RANGES   # Sotopia's raw ranges
@@ -30,12 +31,19 @@ METRIC_LABELS = {"goal": "Goal", "relationship": "Rel.", "knowledge": "Know.", "
 METHOD_LABELS = {"original": "Original", "vanilla": "Original", "none": "Original", "instinct": "INSTINCT",
                  "neural_ucb": "INSTINCT", "opro": "OPRO", "evoprompt": "EvoPrompt", "evoprompt_ga": "EvoPrompt",
                  "evoprompt_de": "EvoPrompt", "promptbreeder": "PromptBreeder", "prompt_breeder": "PromptBreeder",
-                 "progressive_prompt_breeder": "PromptBreeder", "also": "ALSO", "adversarial": "ALSO"}
+                 "progressive_prompt_breeder": "PromptBreeder", "also": "ALSO", "adversarial": "ALSO",
+                 "uniform": "Uniform", "exp3": "EXP3", "linucb": "LinUCB"}
 METHOD_ORDER = ("Original", "INSTINCT", "OPRO", "EvoPrompt", "PromptBreeder", "ALSO")
 
 def method_label(method:str) -> str:
     "The paper's display name of a runner method key."
     return METHOD_LABELS.get(str(method).lower(), str(method))
+
+def run_method_label(cfg:dict) -> str:
+    "A run's method as shown: `method_label`, but a `fixed` bandit with per-combo arms is the planted world's oracle."
+    m = cfg.get("method")
+    if m == "fixed": return "Oracle" if cfg.get("combo_options") else f"Fixed arm {(cfg.get('bandit_options') or {}).get('arm', 0)}"
+    return method_label(m)
 
 # %% ../nbs/12_metrics.ipynb #557f4f22
 V3_ARM_NAMES = ["No Strategy", "Integrative Negotiation", "Reciprocity Trigger", "BATNA Leverage",
@@ -181,7 +189,8 @@ def _episode_rows(ep:dict, cfg:dict, where:str):
     base = {"tag": ep.get("tag") or cfg.get("tag"), "method": ep.get("method", cfg.get("method")),
             "optimize": ep.get("optimize", cfg.get("optimize")), "profile": ep.get("profile", cfg.get("profile")),
             "episode_id": ep["episode_id"], "combo_pk": ep.get("combo_pk"), "env_pk": ep["env_pk"],
-            "codename": ep.get("codename"), "hard": ep.get("hard")}
+            "codename": ep.get("codename"), "hard": ep.get("hard"),
+            "label": run_method_label({**cfg, "method": ep.get("method", cfg.get("method"))})}   # the method's display name
     finals = []
     for a, o in (("p1", "p2"), ("p2", "p1")):
         fa, ma = _agent_arms(ep, a); names = (ep.get("arm_names") or {}).get(a) or []

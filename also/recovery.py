@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from .core import DataError
 from .bandits.base import get_profile
-from .metrics import Runs, load_episodes, method_label, run_tags
+from .metrics import Runs, load_episodes, method_label, run_method_label, run_tags
 from .runs import RunConfig
 from .planted import (STRENGTHS, planted_world, parse_planted, is_planted, scenario_of, expected_overall, best_fixed_arm)
 
@@ -84,11 +84,7 @@ def episode_scores(runs:Runs) -> pd.DataFrame:
 
 def run_label(cfg:dict) -> str:
     "A run's method as the recovery table shows it (Uniform, Oracle for the planted best fixed arm, the paper's names)."
-    m = cfg.get("method")
-    if m == "fixed": return "Oracle" if cfg.get("combo_options") else f"Fixed arm {(cfg.get('bandit_options') or {}).get('arm', 0)}"
-    if m == "uniform": return "Uniform"
-    if cfg.get("variant"): return f"ALSO ({cfg['variant']})"
-    return method_label(m)
+    return f"ALSO ({cfg['variant']})" if cfg.get("variant") else run_method_label(cfg)
 
 def _short(m) -> str: return str(m).split("@")[0].rsplit("/", 1)[-1]
 

@@ -32,9 +32,9 @@ def out_path(out_dir:Path|str|None=None) -> Path:
 
 def _empty_runs() -> Runs:
     return Runs(*(pd.DataFrame(columns=c) for c in (
-        ["tag", "method", "optimize", "episode_id", "env_pk", "agent", "optimized", "model", "opp_model", "overall"],
-        ["tag", "method", "episode_id", "env_pk", "turn", "agent", "arm", "arm_name", "reward", "speaker", "optimized"],
-        ["tag", "method", "episode_id", "n_turns"])))
+        ["tag", "method", "label", "optimize", "episode_id", "env_pk", "agent", "optimized", "model", "opp_model", "overall"],
+        ["tag", "method", "label", "episode_id", "env_pk", "turn", "agent", "arm", "arm_name", "reward", "speaker", "optimized"],
+        ["tag", "method", "label", "episode_id", "n_turns"])))
 
 def open_runs(results_dir:Path|str|None=None, # results folder (default: settings)
               tags:list|str|None=None,         # tags to read (None: every run found)

@@ -183,6 +183,22 @@ def test_table2_n_is_the_plan_and_no_episode_counts_twice(planted_results):
     assert sorted(main.method) == ["ALSO", "OPRO", "Oracle", "Original", "Uniform"] and (main.n == 14).all()
 
 
+def test_tab_main_counts_each_planned_episode_once(planted_results, tmp_path):
+    "Table 2 as `also report` writes it: the main experiment's runs only, although bilateral and cross runs replay its episodes."
+    from also.report import report, select_tags
+    d, rec = planted_results
+    r = report(d, select_tags(d, None, "pt"), tmp_path / "figs", only=["tab_main"], executed_dir=tmp_path / "executed")
+    assert not r["tab_main"]["error"], r["tab_main"]["error"]
+    t = pd.read_csv(tmp_path / "figs/tab_main.csv")
+    ours = t[(t.source == "ours") & t.method.notna()]       # (the improvement rows are "ours" too, without a method)
+    assert sorted(set(ours.method)) == ["ALSO", "OPRO", "Oracle", "Original", "Uniform"] and set(ours.split) == {"all", "hard"}
+    assert (ours.n_episodes == 14).all(), ours[["method", "split", "n_episodes"]]       # the plan: 14 hard_small combos x 1 rep
+    main = rec[(rec.experiment == "main") & (rec.unit == "episode")].set_index("method")
+    got = ours[ours.split == "all"].set_index("method")
+    for m in main.index:                                   # the same numbers as the recovery table's episode means
+        assert got.loc[m, "overall"] == pytest.approx(main.loc[m, "mean"])
+
+
 def test_fixed_policies_recover_the_planted_expectation(planted_results):
     _, rec = planted_results
     fixed = rec[(rec.unit == "episode") & ~rec.learns]
