@@ -16,14 +16,14 @@ from pydantic import BaseModel, ValidationError
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['PURPOSES', 'LEDGER_FORMAT', 'RETRYABLE_STATUS', 'SERVER_FORMS', 'LLMError', 'LLMCallError', 'LLMOutputError',
-           'ModelSpec', 'parse_model_spec', 'register_provider', 'sotopia_form', 'ensure_provider', 'role_models',
-           'cost_of', 'total_cost', 'fmt_cost', 'llm_tags', 'Ledger', 'KVStore', 'cache_key', 'parse_output',
-           'repair_messages', 'EndpointError', 'is_retryable', 'describe', 'retry_after_seconds', 'retry_after_of',
-           'LLMLimits', 'LLMClient', 'openai_endpoint', 'response_format_as', 'chat_body', 'post_chat',
-           'post_chat_as_accepted', 'usage_of', 'backoff_wait', 'llm_purpose', 'current_purpose', 'llm_defaults',
-           'get_client', 'use_client', 'set_client', 'sotopia_purpose', 'acompletion_adapter', 'drain_llm_layer',
-           'run_sync']
+__all__ = ['PURPOSES', 'PROMPTED_SCHEMA', 'LEDGER_FORMAT', 'RETRYABLE_STATUS', 'STRUCTURED_OUTPUT', 'SERVER_FORMS', 'SCHEMA_ASK',
+           'LLMError', 'LLMCallError', 'LLMOutputError', 'ModelSpec', 'parse_model_spec', 'register_provider',
+           'sotopia_form', 'ensure_provider', 'role_models', 'cost_of', 'total_cost', 'fmt_cost', 'llm_tags', 'Ledger',
+           'KVStore', 'cache_key', 'parse_output', 'repair_messages', 'EndpointError', 'is_retryable', 'describe',
+           'retry_after_seconds', 'retry_after_of', 'LLMLimits', 'LLMClient', 'openai_endpoint', 'response_format_as',
+           'chat_body', 'post_chat', 'post_chat_as_accepted', 'schema_in_prompt', 'usage_of', 'backoff_wait',
+           'llm_purpose', 'current_purpose', 'llm_defaults', 'get_client', 'use_client', 'set_client',
+           'sotopia_purpose', 'acompletion_adapter', 'drain_llm_layer', 'run_sync']
 
 # %% ../nbs/06_llm.ipynb #a18c57af
 class LLMError(AlsoError):
@@ -111,6 +111,15 @@ def ensure_provider(spec:ModelSpec):
             if not _registered("scripted"): register_scripted()
             if s.model not in litellm.model_cost:        # another scripted name (e.g. a second "model" of a pair)
                 register_provider("scripted", scripted_provider(), [s.model.split("/", 1)[1]])
+        if s.kind == "litellm" and s.model not in PROMPTED_SCHEMA and not _lists_schema(s.model):
+            PROMPTED_SCHEMA.add(s.model)                  # the layer gives it the schema in the prompt (LLMClient._attempt) ...
+            litellm.register_model({s.model: {"supports_response_schema": True}})   # ... so Sotopia may use it as an agent
+
+PROMPTED_SCHEMA: set = set()   # litellm models litellm does not list as taking a JSON schema: their schema goes in the prompt
+
+def _lists_schema(model:str) -> bool:
+    try: return bool(litellm.supports_response_schema(model=model))
+    except Exception: return False
 
 # %% ../nbs/06_llm.ipynb #32253dd0
 def role_models(settings:Settings|None=None, # run settings (default: Settings.load())
@@ -347,6 +356,8 @@ def retry_after_of(e:BaseException) -> float|None:
 def _num(v, cast=float):
     return None if v is None or str(v).strip() in ("", "none", "None") else cast(v)
 
+STRUCTURED_OUTPUT = ("native", "prompt")   # how a litellm model gets a JSON schema: response_format, or in the prompt
+
 @dataclass
 class LLMLimits:
     "How calls are paced: timeouts, retries, backoff and per-endpoint limits (settings.ini [llm])."
@@ -357,7 +368,7 @@ class LLMLimits:
     concurrency: int = 64       # calls in flight per endpoint (the embedded local/ model: 1)
     rpm: float|None = None      # requests per minute per endpoint (None: no limit)
     tpm: float|None = None      # tokens per minute per endpoint (None: no limit)
-    models: dict = field(default_factory=dict)  # {model or endpoint name: {concurrency, rpm, tpm, price}}
+    models: dict = field(default_factory=dict)  # {model or endpoint name: {concurrency, rpm, tpm, price, structured_output}}
 
     def __post_init__(self):
         try:
@@ -371,8 +382,10 @@ class LLMLimits:
             if v is not None and v <= 0: raise ConfigError(f"[llm] {k} must be > 0 or empty, got {v}")
         if not isinstance(self.models, dict): raise ConfigError(f"[llm] models must be a JSON object, got {self.models!r}")
         for name, o in self.models.items():
-            if not isinstance(o, dict) or (bad := set(o) - {"concurrency", "rpm", "tpm", "price"}):
-                raise ConfigError(f"[llm] models[{name!r}]: keys are concurrency, rpm, tpm, price; got {o!r}")
+            if not isinstance(o, dict) or (bad := set(o) - {"concurrency", "rpm", "tpm", "price", "structured_output"}):
+                raise ConfigError(f"[llm] models[{name!r}]: keys are concurrency, rpm, tpm, price, structured_output; got {o!r}")
+            if o.get("structured_output", "native") not in STRUCTURED_OUTPUT:
+                raise ConfigError(f"[llm] models[{name!r}].structured_output must be one of {STRUCTURED_OUTPUT}, got {o['structured_output']!r}")
             if "price" in o and not (isinstance(o["price"], (list, tuple)) and len(o["price"]) == 2):
                 raise ConfigError(f"[llm] models[{name!r}].price must be [USD per 1M input tokens, USD per 1M output tokens]")
 
@@ -576,10 +589,30 @@ async def post_chat_as_accepted(url:str, key:str, spec:ModelSpec, messages:list,
     return resp
 
 # %% ../nbs/06_llm.ipynb #ed0b6e37
+SCHEMA_ASK = "Answer with only one JSON object, no prose and no code fences, that validates against this JSON schema:\n"
+
+def schema_in_prompt(messages:list, # OpenAI-style chat messages
+                     rf, # the response_format (pydantic class or dict)
+                    ) -> list:
+    "The messages with the JSON schema of `rf` spelled out at the end of the last user message."
+    ask = "\n\n" + SCHEMA_ASK + json.dumps(_schema_dict(rf) or {"type": "object"})
+    msgs, i = [dict(m) for m in messages], max((j for j, m in enumerate(messages) if m.get("role") == "user"), default=None)
+    if i is None or not isinstance(msgs[i].get("content"), str): return msgs + [{"role": "user", "content": ask.lstrip()}]
+    msgs[i]["content"] += ask
+    return msgs
+
+@patch
+def structured_output(self:LLMClient, spec:ModelSpec) -> str:
+    "`native` (response_format goes to the model) or `prompt` (its schema goes into the prompt; the reply is validated as ever)."
+    if (o := self.limits.models.get(spec.raw, {}).get("structured_output")): return o
+    return "prompt" if spec.kind == "litellm" and spec.model in PROMPTED_SCHEMA else "native"
+
 @patch
 async def _attempt(self:LLMClient, spec:ModelSpec, messages:list, params:dict) -> ModelResponse:
     if ep := openai_endpoint(spec, params): return await post_chat_as_accepted(*ep, spec, messages, params)
     ensure_provider(spec)
+    if params.get("response_format") is not None and self.structured_output(spec) == "prompt":
+        messages, params = schema_in_prompt(messages, params["response_format"]), {k: v for k, v in params.items() if k != "response_format"}
     return await litellm.acompletion(**spec.kwargs(), messages=messages, max_retries=0, num_retries=0, **params)
 
 # %% ../nbs/06_llm.ipynb #ef4d07c7

@@ -84,8 +84,7 @@ def _static_problem(role:str, name:str) -> str|None:
         try: litellm.get_llm_provider(ep.model)
         except Exception: return "has an unknown provider (litellm knows none by that prefix; see its provider list, or use custom/<name>@<url>)"
         if missing := litellm.validate_environment(model=ep.model).get("missing_keys"): return f"misses its key(s): set {', '.join(missing)}"
-        if role.startswith("agent_") and not litellm.supports_response_schema(model=ep.model):
-            return "has no structured-output support litellm knows of (Sotopia refuses such agent models)"
+        # (a model litellm does not list as schema-capable is fine: the layer puts the schema in its prompt, also.llm.schema_in_prompt)
     return None
 
 def _why(e:BaseException) -> str:

@@ -12,8 +12,9 @@ from .core import DIMENSIONS
 
 # %% auto #0
 __all__ = ['OPTIMIZER_RE', 'MODEL_POLICIES', 'FAULT_KINDS', 'agent_action', 'judge_evaluations', 'fill_schema', 'prompt_text',
-           'ScriptedLLM', 'model_policy', 'scripted_reply', 'Faults', 'completion_body', 'apply_content_fault',
-           'embeddings_body', 'ScriptedServer', 'ScriptedProvider', 'register_scripted', 'scripted_provider']
+           'prompt_schema', 'ScriptedLLM', 'model_policy', 'scripted_reply', 'Faults', 'completion_body',
+           'apply_content_fault', 'embeddings_body', 'ScriptedServer', 'ScriptedProvider', 'register_scripted',
+           'scripted_provider']
 
 # %% ../nbs/06b_scripted.ipynb #40acd738
 def _h(text:str) -> int: return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
@@ -70,6 +71,13 @@ def prompt_text(messages:list) -> str:
         out.append(c if isinstance(c, str) else "".join(p.get("text", "") for p in (c or []) if isinstance(p, dict)))
     return "\n".join(out)
 
+def prompt_schema(prompt:str) -> dict|None:
+    "The JSON schema a prompt spells out (`also.llm.schema_in_prompt`, for models without native structured output), if any."
+    from also.llm import SCHEMA_ASK
+    if SCHEMA_ASK not in prompt: return None
+    try: return json.JSONDecoder().raw_decode(prompt.rsplit(SCHEMA_ASK, 1)[1])[0]
+    except json.JSONDecodeError: return None
+
 @dataclass
 class ScriptedLLM:
     "Deterministic replies recognised from the prompt."
@@ -86,6 +94,7 @@ class ScriptedLLM:
                               else agent_action(p))
         if "evaluate how well participants achieve their goals" in p: return json.dumps(judge_evaluations(p))
         if re.search(r"Imagine you are .+?, your task is to act", p): return json.dumps(agent_action(p))
+        if schema is None: schema = prompt_schema(p)
         if schema is not None: return json.dumps(fill_schema(schema))
         if OPTIMIZER_RE.search(p):
             return f"Strategy {_h(p) % 1000:03d}: acknowledge the other side's needs, then propose a concrete trade-off."

@@ -204,3 +204,23 @@ def test_bench_concurrency_reports_a_complete_batch(tmp_path, monkeypatch):
     assert out["server_requests"] == 3 * out["calls_per_episode"] and out["calls_per_episode"] >= 3   # 2 agent + judge + terminal
     assert out["critical_path_s"] == pytest.approx(out["calls_per_episode"] * 0.01) and out["ratio"] > 0 and out["client_cpu_s"] > 0
     assert not (tmp_path / ".also").exists()
+
+
+def test_agent_model_litellm_does_not_list_as_schema_capable(tmp_path):
+    """An agent on a litellm model without listed JSON-schema support (as OpenRouter's DeepSeek/Qwen names are) plays:
+    Sotopia would refuse it, so the layer marks it and puts the action schema into the prompt instead of response_format."""
+    import litellm
+    from also.scripted import ScriptedProvider
+    prov = ScriptedProvider()
+    litellm.custom_provider_map = [m for m in litellm.custom_provider_map if m.get("provider") != "unlisted"] + \
+                                  [{"provider": "unlisted", "custom_handler": prov}]
+    litellm.utils.custom_llm_setup()
+    assert not litellm.supports_response_schema(model="unlisted/bot")
+    register_scripted()
+    client = LLMClient(models={"agent": "unlisted/bot", "turn_judge": "scripted/bot", "terminal_judge": "scripted/bot",
+                               "optimizer": "scripted/bot", "embedding": "fake/16"}, backoff=0.01)
+    s = _run(tmp_path, RunConfig("u", EpisodeConfig("exp3", "both", max_turns=3), episodes=1), client)
+    e = read_episodes(tmp_path / "results/u/episodes.jsonl")[0]
+    assert s["failed_now"] == 0 and e["ledger"]["calls"]["agent"] == 3 and {t["action_type"] for t in e["turns"]} == {"speak"}
+    agent_calls = [r for r in prov.requests if "Imagine you are" in r["messages"][0]["content"]]
+    assert len(agent_calls) == 3 and all("validates against this JSON schema" in r["messages"][-1]["content"] for r in agent_calls)
