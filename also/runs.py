@@ -507,6 +507,8 @@ async def bench_concurrency(episodes:int=40,   # concurrent episodes
                             latency:float=0.2, # seconds the scripted server sleeps per call
                             method:str="original", # runner method (original: agents only; also: bandits with a surrogate)
                             workers:int=1,     # worker processes (1: this process)
+                            execution_profile:str="paper", # paper (Alg. 1: one surrogate step per turn) or reference (retrain per turn)
+                            embedding_dim:int=16, # size of the (fake) arm and context embeddings; the paper's: 4096
                             settings:Settings|None=None, # the [llm] limits (default: settings.ini, as `also run` reads them)
                            ) -> dict:
     "Wall time vs critical path of `episodes` concurrent episodes through `also run`'s path and limits, against a slow scripted server."
@@ -514,15 +516,16 @@ async def bench_concurrency(episodes:int=40,   # concurrent episodes
     with scripted_servers(1, latency) as srv, tempfile.TemporaryDirectory() as tmp:
         m = f"custom/bench@{srv['urls'][0]}"
         st = bench_settings(tmp, settings)
-        client = LLMClient(st, models={k: m for k in ("agent", "turn_judge", "terminal_judge", "optimizer")} | {"embedding": "fake/16"})
-        run_cfg = RunConfig("bench", EpisodeConfig(method, "none" if method == "original" else "both", max_turns=turns,
-                                                   judge_mode="scores"), split="all", episodes=episodes, concurrency=episodes, retries=0)
+        client = LLMClient(st, models={k: m for k in ("agent", "turn_judge", "terminal_judge", "optimizer")} | {"embedding": f"fake/{embedding_dim}"})
+        run_cfg = RunConfig("bench", EpisodeConfig(method, "none" if method == "original" else "both", execution_profile,
+                                                   max_turns=turns, judge_mode="scores"),
+                            split="all", episodes=episodes, concurrency=episodes, retries=0)
         cpu0 = time.process_time()
-        s = await run_batch(run_cfg, client=client, embedder=EmbeddingClient("fake/16"), progress=False, settings=st, workers=workers)
+        s = await run_batch(run_cfg, client=client, embedder=EmbeddingClient(f"fake/{embedding_dim}"), progress=False, settings=st, workers=workers)
         cpu = time.process_time() - cpu0 + (s["workers"]["cpu_s"] or 0.0)
         eps = read_episodes(Path(tmp)/"results"/"bench"/"episodes.jsonl")
         n_preflight = len(client.ledger.select(preflight=True))    # the run's one check call per model, not part of the episodes
-    return {"method": method, "episodes": episodes, "turns": turns, "latency_s": latency, "workers": workers,
+    return {"method": method, "execution_profile": execution_profile, "embedding_dim": embedding_dim, "episodes": episodes, "turns": turns, "latency_s": latency, "workers": workers,
             "llm_concurrency": client.limits.concurrency, "completed": s["stored"], "failed": s["failed_now"],
             "server_requests": srv["requests"][0] - n_preflight, "preflight_requests": n_preflight,
             **batch_figures(eps, s["wall_s"], latency, cpu),
@@ -535,7 +538,9 @@ def bench_concurrency_cli(argv:list|None=None) -> dict:
     p.add_argument("--latency", type=float, default=0.2)
     p.add_argument("--method", default="original", help="runner method (default: original)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1, this process)")
+    p.add_argument("--execution-profile", default="paper", choices=["paper", "reference"], help="execution profile (default: paper)")
+    p.add_argument("--embedding-dim", type=int, default=16, help="embedding size the bandits see (default: 16; the paper's: 4096)")
     a = p.parse_args(argv)
     from also.llm import run_sync
-    out = run_sync(bench_concurrency(a.episodes, a.turns, a.latency, a.method, a.workers))
+    out = run_sync(bench_concurrency(a.episodes, a.turns, a.latency, a.method, a.workers, a.execution_profile, a.embedding_dim))
     print(json.dumps(out)); return out

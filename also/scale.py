@@ -22,6 +22,8 @@ async def bench_scale_one(servers:int, # K scripted servers behind one router
                           episodes:int=48, # episodes of the batch (all in flight)
                           turns:int=10, # turns per episode
                           method:str="original", # runner method
+                          execution_profile:str="paper", # paper or reference (its ALSO retrains the surrogate every turn)
+                          embedding_dim:int=16, # size of the (fake) embeddings the bandits see; the paper's: 4096
                           endpoint_concurrency:int=8, # calls in flight per server ([llm] concurrency)
                           settings:Settings|None=None, # other settings (default: settings.ini)
                          ) -> dict:
@@ -30,17 +32,19 @@ async def bench_scale_one(servers:int, # K scripted servers behind one router
         router = "|".join(f"custom/bench@{u}" for u in srv["urls"])
         st = bench_settings(tmp, settings)
         st.values.setdefault("llm", {})["concurrency"] = str(endpoint_concurrency)
-        client = LLMClient(st, models={k: router for k in ("agent", "turn_judge", "terminal_judge", "optimizer")} | {"embedding": "fake/16"})
-        run_cfg = RunConfig("scale", EpisodeConfig(method, "none" if method == "original" else "both", max_turns=turns,
-                                                   judge_mode="scores"), split="all", episodes=episodes, concurrency=episodes, retries=0)
+        client = LLMClient(st, models={k: router for k in ("agent", "turn_judge", "terminal_judge", "optimizer")} | {"embedding": f"fake/{embedding_dim}"})
+        run_cfg = RunConfig("scale", EpisodeConfig(method, "none" if method == "original" else "both", execution_profile,
+                                                   max_turns=turns, judge_mode="scores"),
+                            split="all", episodes=episodes, concurrency=episodes, retries=0)
         cpu0 = time.process_time()
-        s = await run_batch(run_cfg, client=client, embedder=EmbeddingClient("fake/16"), progress=False, settings=st, workers=workers)
+        s = await run_batch(run_cfg, client=client, embedder=EmbeddingClient(f"fake/{embedding_dim}"), progress=False, settings=st, workers=workers)
         cpu = time.process_time() - cpu0 + (s["workers"]["cpu_s"] or 0.0)
         eps = read_episodes(Path(tmp)/"results"/"scale"/"episodes.jsonl")
         n_preflight = len(client.ledger.select(preflight=True))    # the run's one check call per model, not part of the batch
     f = batch_figures(eps, s["wall_s"], latency, cpu)
     ideal = min(servers * endpoint_concurrency, episodes) / latency
-    return {"servers": servers, "workers": workers, "method": method, "episodes": episodes, "turns": turns, "latency_s": latency,
+    return {"servers": servers, "workers": workers, "method": method, "execution_profile": execution_profile, "embedding_dim": embedding_dim,
+            "episodes": episodes, "turns": turns, "latency_s": latency,
             "endpoint_concurrency": endpoint_concurrency, "completed": s["stored"], "failed": s["failed_now"],
             "server_requests": sum(r or 0 for r in srv["requests"]) - n_preflight, "preflight_requests": n_preflight, **f,
             "ideal_calls_per_s": round(ideal, 1), "efficiency": round(f["calls_per_s"] / ideal, 3)}
@@ -69,17 +73,21 @@ def bench_scale_cli(argv:list|None=None) -> list[dict]:
     p.add_argument("--latency", type=float, default=0.2); p.add_argument("--episodes", type=int, default=48)
     p.add_argument("--turns", type=int, default=10); p.add_argument("--method", default="original")
     p.add_argument("--endpoint-concurrency", type=int, default=8, help="calls in flight per server (default: 8)")
-    p.add_argument("--out", help="folder to write bench_scale_<method>.md and .json into")
+    p.add_argument("--execution-profile", default="paper", choices=["paper", "reference"], help="execution profile (default: paper)")
+    p.add_argument("--embedding-dim", type=int, default=16, help="embedding size the bandits see (default: 16; the paper's: 4096)")
+    p.add_argument("--out", help="folder to write bench_scale_<method>[_reference].md and .json into")
     a = p.parse_args(argv)
     rows = run_sync(bench_scale(_ints(a.servers), _ints(a.workers), latency=a.latency, episodes=a.episodes, turns=a.turns,
-                                method=a.method, endpoint_concurrency=a.endpoint_concurrency))
+                                method=a.method, execution_profile=a.execution_profile, embedding_dim=a.embedding_dim,
+                                endpoint_concurrency=a.endpoint_concurrency))
+    name = a.method + ("" if a.execution_profile == "paper" else f"_{a.execution_profile}") + ("" if a.embedding_dim == 16 else f"_d{a.embedding_dim}")
     load = os.getloadavg()
-    text = (f"also bench scale --method {a.method}: {a.episodes} episodes x {a.turns} turns, {a.latency} s per call, "
+    text = (f"also bench scale --method {a.method} --execution-profile {a.execution_profile} --embedding-dim {a.embedding_dim}: {a.episodes} episodes x {a.turns} turns, {a.latency} s per call, "
             f"{a.endpoint_concurrency} calls in flight per server; {os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
             f"{time.strftime('%Y-%m-%d %H:%M')}\n\n" + scale_table(rows))
     print(text)
     if a.out:
         out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-        (out/f"bench_scale_{a.method}.md").write_text(text)
-        (out/f"bench_scale_{a.method}.json").write_text(json.dumps(rows, indent=1))
+        (out/f"bench_scale_{name}.md").write_text(text)
+        (out/f"bench_scale_{name}.json").write_text(json.dumps(rows, indent=1))
     return rows
