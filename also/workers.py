@@ -114,12 +114,12 @@ def _process_main(conn, setup:WorkerSetup):
     except (EOFError, KeyboardInterrupt, BrokenPipeError): pass
 
 class _Proc:
-    def __init__(self, ctx, setup, loop):
+    def __init__(self, ctx, setup, loop, on_lost):
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_process_main, args=(child, setup), daemon=True, name="also-worker")
         self.proc.start(); child.close()
         self.pending, self.loop, self.ready, self.cpu_s, self.cpu0 = {}, loop, loop.create_future(), 0.0, 0.0
-        self.alive, self.send_lock = True, threading.Lock()
+        self.alive, self.closing, self.on_lost, self.send_lock = True, False, on_lost, threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -141,6 +141,7 @@ class _Proc:
 
     def _died(self):
         self.alive = False
+        if not self.closing: self.on_lost()                  # counted when it dies, busy or idle
         self.proc.join(1)
         err = WorkerLost(f"worker process {self.proc.pid} exited (code {self.proc.exitcode})")
         if not self.ready.done(): self.ready.set_exception(err)
@@ -161,15 +162,17 @@ class ProcessPool:
 
     async def start(self) -> ProcessPool:
         loop, ctx = asyncio.get_running_loop(), mp.get_context("spawn")
-        self._new = lambda: _Proc(ctx, self.setup, loop)
+        self._new = lambda: _Proc(ctx, self.setup, loop, self._count_lost)
         self.procs = [self._new() for _ in range(self.n)]
         try: await asyncio.wait_for(asyncio.gather(*[p.ready for p in self.procs]), self.start_timeout)
         except BaseException: await self.close(); raise
         return self
 
+    def _count_lost(self): self.lost += 1
+
     def _least_busy(self) -> _Proc:
         for i, p in enumerate(self.procs):
-            if not p.alive: self.lost += 1; self.procs[i] = self._new()
+            if not p.alive: self.procs[i] = self._new()
         return min(self.procs, key=lambda p: len(p.pending))
 
     async def play(self, job:EpisodeJob) -> dict:
@@ -192,6 +195,7 @@ class ProcessPool:
     async def close(self):
         "Let every worker finish and exit; kill the ones that do not within 30 s."
         for p in self.procs:
+            p.closing = True
             try: p.send(None)
             except (OSError, EOFError, ValueError): pass
         for p in self.procs:

@@ -185,7 +185,8 @@ def test_ray_two_workers_store_each_planned_episode_once_after_a_kill(tmp_path):
             m = f"custom/bot@{srv.url}"
             cl = LLMClient(models={p: m for p in ROLES} | {"embedding": "fake/16"}, backoff=0.01)
             killed = []
-            threading.Thread(target=_kill_one_when_started, args=(out, "ray::_RayWorker", killed), daemon=True).start()
+            # an actor's title reads "ray::_RayWorker.play" while it plays: kill a busy one, not one that has finished its share
+            threading.Thread(target=_kill_one_when_started, args=(out, "ray::_RayWorker.play", killed), daemon=True).start()
             s = run_sync(run_batch(run_cfg, client=cl, embedder=EmbeddingClient("fake/16"), progress=False, settings=st, ray="local"))
             assert killed and s["workers"] == {**s["workers"], "where": "ray", "n": 2} and s["workers"]["lost"] >= 1
             eps = read_episodes(out)
