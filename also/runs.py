@@ -23,7 +23,7 @@ from .budget import Budget, BudgetReached, estimate_run, estimate_text, hosted_m
 __all__ = ['FORMATS', 'RUN_KEYS', 'LLM_FLAGS', 'RunConfig', 'append_jsonl', 'read_episodes', 'resolved_models', 'prepare_run_dir',
            'scale_options', 'run_batch', 'run', 'add_scale_flags', 'scale_overrides', 'apply_overrides',
            'overrides_env', 'run_parser', 'run_config_from_args', 'run_cli', 'scripted_servers', 'bench_settings',
-           'batch_figures', 'bench_concurrency', 'bench_concurrency_cli']
+           'batch_figures', 'bench_batch', 'bench_concurrency', 'bench_concurrency_cli']
 
 # %% ../nbs/11_runs.ipynb #28e68a6d
 FORMATS = {"run_config": "also.run_config/1", "episode": "also.episode/1",     # the layout of each record the runner writes;
@@ -502,6 +502,24 @@ def batch_figures(eps:list, wall:float, latency:float, cpu:float) -> dict:
             "episodes_per_min": round(60 * len(eps) / wall, 1), "decisions": int(decisions), "client_cpu_s": round(cpu, 2),
             "cpu_per_decision_ms": round(1000 * cpu / decisions, 1) if decisions else None}
 
+async def bench_batch(model:str, # the chat model of every role (a router `a|b` spreads its calls)
+                      st:Settings, # from `bench_settings`: results go to its scratch folder
+                      method:str, execution_profile:str, turns:int, episodes:int, embedding_dim:int, workers:int,
+                      latency:float, # the servers' seconds per call (for the critical path)
+                     ) -> dict:
+    "One batch through `also run`'s path with every episode in flight: completed, failed, preflight calls and `batch_figures`."
+    client = LLMClient(st, models={k: model for k in ("agent", "turn_judge", "terminal_judge", "optimizer")} | {"embedding": f"fake/{embedding_dim}"})
+    run_cfg = RunConfig("bench", EpisodeConfig(method, "none" if method == "original" else "both", execution_profile,
+                                               max_turns=turns, judge_mode="scores"),
+                        split="all", episodes=episodes, concurrency=episodes, retries=0)
+    cpu0 = time.process_time()
+    s = await run_batch(run_cfg, client=client, embedder=EmbeddingClient(f"fake/{embedding_dim}"), progress=False, settings=st, workers=workers)
+    cpu = time.process_time() - cpu0 + (s["workers"]["cpu_s"] or 0.0)
+    eps = read_episodes(st.path("results")/"bench"/"episodes.jsonl")
+    return {"llm_concurrency": client.limits.concurrency, "completed": s["stored"], "failed": s["failed_now"],
+            "preflight_requests": len(client.ledger.select(preflight=True)),   # the run's one check call per model, not part of the batch
+            **batch_figures(eps, s["wall_s"], latency, cpu)}
+
 async def bench_concurrency(episodes:int=40,   # concurrent episodes
                             turns:int=20,      # turns per episode
                             latency:float=0.2, # seconds the scripted server sleeps per call
@@ -514,21 +532,11 @@ async def bench_concurrency(episodes:int=40,   # concurrent episodes
     "Wall time vs critical path of `episodes` concurrent episodes through `also run`'s path and limits, against a slow scripted server."
     import tempfile
     with scripted_servers(1, latency) as srv, tempfile.TemporaryDirectory() as tmp:
-        m = f"custom/bench@{srv['urls'][0]}"
         st = bench_settings(tmp, settings)
-        client = LLMClient(st, models={k: m for k in ("agent", "turn_judge", "terminal_judge", "optimizer")} | {"embedding": f"fake/{embedding_dim}"})
-        run_cfg = RunConfig("bench", EpisodeConfig(method, "none" if method == "original" else "both", execution_profile,
-                                                   max_turns=turns, judge_mode="scores"),
-                            split="all", episodes=episodes, concurrency=episodes, retries=0)
-        cpu0 = time.process_time()
-        s = await run_batch(run_cfg, client=client, embedder=EmbeddingClient(f"fake/{embedding_dim}"), progress=False, settings=st, workers=workers)
-        cpu = time.process_time() - cpu0 + (s["workers"]["cpu_s"] or 0.0)
-        eps = read_episodes(Path(tmp)/"results"/"bench"/"episodes.jsonl")
-        n_preflight = len(client.ledger.select(preflight=True))    # the run's one check call per model, not part of the episodes
-    return {"method": method, "execution_profile": execution_profile, "embedding_dim": embedding_dim, "episodes": episodes, "turns": turns, "latency_s": latency, "workers": workers,
-            "llm_concurrency": client.limits.concurrency, "completed": s["stored"], "failed": s["failed_now"],
-            "server_requests": srv["requests"][0] - n_preflight, "preflight_requests": n_preflight,
-            **batch_figures(eps, s["wall_s"], latency, cpu),
+        f = await bench_batch(f"custom/bench@{srv['urls'][0]}", st, method, execution_profile, turns, episodes, embedding_dim, workers, latency)
+    return {"method": method, "execution_profile": execution_profile, "embedding_dim": embedding_dim, "episodes": episodes, "turns": turns,
+            "latency_s": latency, "workers": workers,
+            "server_requests": srv["requests"][0] - f["preflight_requests"], **f,
             "cores": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 2)}
 
 def bench_concurrency_cli(argv:list|None=None) -> dict:

@@ -7,10 +7,8 @@ from __future__ import annotations
 import argparse, json, os, tempfile, time
 from pathlib import Path
 from .core import ConfigError, Settings
-from .episode import EpisodeConfig
-from .llm import LLMClient, run_sync
-from .embeddings import EmbeddingClient
-from .runs import RunConfig, run_batch, read_episodes, scripted_servers, bench_settings, batch_figures
+from .llm import run_sync
+from .runs import scripted_servers, bench_settings, bench_batch
 
 # %% auto #0
 __all__ = ['COLUMNS', 'bench_scale_one', 'bench_scale', 'scale_table', 'bench_scale_cli']
@@ -32,21 +30,11 @@ async def bench_scale_one(servers:int, # K scripted servers behind one router
         router = "|".join(f"custom/bench@{u}" for u in srv["urls"])
         st = bench_settings(tmp, settings)
         st.values.setdefault("llm", {})["concurrency"] = str(endpoint_concurrency)
-        client = LLMClient(st, models={k: router for k in ("agent", "turn_judge", "terminal_judge", "optimizer")} | {"embedding": f"fake/{embedding_dim}"})
-        run_cfg = RunConfig("scale", EpisodeConfig(method, "none" if method == "original" else "both", execution_profile,
-                                                   max_turns=turns, judge_mode="scores"),
-                            split="all", episodes=episodes, concurrency=episodes, retries=0)
-        cpu0 = time.process_time()
-        s = await run_batch(run_cfg, client=client, embedder=EmbeddingClient(f"fake/{embedding_dim}"), progress=False, settings=st, workers=workers)
-        cpu = time.process_time() - cpu0 + (s["workers"]["cpu_s"] or 0.0)
-        eps = read_episodes(Path(tmp)/"results"/"scale"/"episodes.jsonl")
-        n_preflight = len(client.ledger.select(preflight=True))    # the run's one check call per model, not part of the batch
-    f = batch_figures(eps, s["wall_s"], latency, cpu)
+        f = await bench_batch(router, st, method, execution_profile, turns, episodes, embedding_dim, workers, latency)
     ideal = min(servers * endpoint_concurrency, episodes) / latency
     return {"servers": servers, "workers": workers, "method": method, "execution_profile": execution_profile, "embedding_dim": embedding_dim,
-            "episodes": episodes, "turns": turns, "latency_s": latency,
-            "endpoint_concurrency": endpoint_concurrency, "completed": s["stored"], "failed": s["failed_now"],
-            "server_requests": sum(r or 0 for r in srv["requests"]) - n_preflight, "preflight_requests": n_preflight, **f,
+            "episodes": episodes, "turns": turns, "latency_s": latency, "endpoint_concurrency": endpoint_concurrency,
+            "server_requests": sum(r or 0 for r in srv["requests"]) - f["preflight_requests"], **f,
             "ideal_calls_per_s": round(ideal, 1), "efficiency": round(f["calls_per_s"] / ideal, 3)}
 
 async def bench_scale(servers:tuple=(1, 2, 4), workers:tuple=(1, 2), **kw) -> list[dict]:
