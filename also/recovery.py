@@ -12,6 +12,7 @@ from .core import DataError
 from .bandits.base import get_profile
 from .metrics import Runs, load_episodes, method_label, run_method_label, run_tags
 from .runs import RunConfig
+from .synthetic import t_quantile
 from .planted import (STRENGTHS, planted_world, parse_planted, is_planted, scenario_of, expected_overall, best_fixed_arm)
 
 # %% auto #0
@@ -19,15 +20,9 @@ __all__ = ['UNITS', 't95', 'mean_ci', 'run_plan', 'is_planted_run', 'run_truth',
            'gains', 'cross_model_order']
 
 # %% ../nbs/17_recovery.ipynb #3139edb8
-_T95 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.306, 2.2622, 2.2281, 2.201, 2.1788, 2.1604, 2.1448, 2.1314,
-        2.1199, 2.1098, 2.1009, 2.093, 2.086, 2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
-
 def t95(n:int) -> float:
-    "The two-sided 95% Student-t quantile for `n` observations (a table to 30 degrees of freedom, then a Cornish-Fisher expansion)."
-    if n < 2: return float("nan")
-    z, df = 1.959964, n - 1
-    if df <= len(_T95): return _T95[df - 1]
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+    "The two-sided 95% Student-t quantile for `n` observations (`also.synthetic.t_quantile` with n - 1 degrees of freedom)."
+    return t_quantile(0.975, n - 1) if n > 1 else float("nan")
 
 def mean_ci(x) -> dict:
     "{'n', 'mean', 'se', 'lo', 'hi'}: mean of `x` with SE = sd/sqrt(n) and its 95% t interval."
@@ -139,12 +134,11 @@ def gains(table:pd.DataFrame, # a `recovery_table`
         if len(orig) != 1: continue
         o = orig.iloc[0]
         for _, r in g[g.runner_method != "original"].iterrows():
-            se = math.sqrt(r.se**2 + o.se**2); df = min(r.n, o.n)
-            diff = r["mean"] - o["mean"]
+            se = math.sqrt(r.se**2 + o.se**2); diff = r["mean"] - o["mean"]
+            lo, hi = diff - t95(min(r.n, o.n)) * se, diff + t95(min(r.n, o.n)) * se
             rows.append({k: r[k] for k in ("experiment", "world", "tag", "method", "p1_model", "p2_model", "optimize", "learns")} |
-                        {"unit": unit, "gain": diff, "se": se, "lo": diff - t95(df) * se, "hi": diff + t95(df) * se,
-                         "planted_gain": r.truth - o.truth if not r.learns else np.nan,
-                         "excludes_zero": bool(diff - t95(df) * se > 0 or diff + t95(df) * se < 0)})
+                        {"unit": unit, "gain": diff, "se": se, "lo": lo, "hi": hi,
+                         "planted_gain": r.truth - o.truth if not r.learns else np.nan, "excludes_zero": bool(lo > 0 or hi < 0)})
     return pd.DataFrame(rows)
 
 def cross_model_order(table:pd.DataFrame) -> pd.DataFrame:
