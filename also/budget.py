@@ -8,7 +8,7 @@ import json, math
 from dataclasses import dataclass
 from pathlib import Path
 from .core import AlsoError, ConfigError
-from .llm import LLMLimits, parse_model_spec, fmt_cost
+from .llm import Ledger, LLMLimits, parse_model_spec, fmt_cost
 
 # %% auto #0
 __all__ = ['SPEC_TOKENS', 'calls_per_episode', 'hosted_models', 'measured_tokens', 'estimate_run', 'estimate_text',
@@ -58,13 +58,10 @@ def _price(model:str, limits:LLMLimits) -> tuple|None:
 def measured_tokens(ledger_path:Path|str|None) -> dict:
     "{purpose: (mean input, mean output tokens)} of the answered, uncached calls in a ledger file."
     sums = {}
-    if ledger_path and Path(ledger_path).is_file():
-        for line in Path(ledger_path).read_text().splitlines():
-            try: r = json.loads(line)
-            except json.JSONDecodeError: continue
-            if r.get("error") is None and not r.get("cache_hit") and r.get("prompt_tokens"):
-                s = sums.setdefault(r.get("purpose"), [0, 0, 0])
-                s[0] += 1; s[1] += r.get("prompt_tokens") or 0; s[2] += r.get("completion_tokens") or 0
+    for r in Ledger.load(ledger_path).records if ledger_path and Path(ledger_path).is_file() else []:
+        if r.get("error") is None and not r.get("cache_hit") and r.get("prompt_tokens"):
+            s = sums.setdefault(r.get("purpose"), [0, 0, 0])
+            s[0] += 1; s[1] += r.get("prompt_tokens") or 0; s[2] += r.get("completion_tokens") or 0
     return {p: (s[1] / s[0], s[2] / s[0]) for p, s in sums.items()}
 
 def estimate_run(method:str, turns:int, episodes:int, # the planned episodes still to run
@@ -102,12 +99,7 @@ class BudgetReached(AlsoError):
 
 def ledger_usd(path:Path|str) -> float:
     "USD of the priced calls in a ledger file (0 if missing)."
-    usd = 0.0
-    if Path(path).is_file():
-        for line in Path(path).read_text().splitlines():
-            try: usd += json.loads(line).get("cost") or 0.0
-            except (json.JSONDecodeError, AttributeError): continue
-    return usd
+    return Ledger.load(path).usd if Path(path).is_file() else 0.0
 
 def profile_usd(results:Path|str, profile:str, skip:str|None=None) -> float:
     "USD spent by the runs of one `also reproduce` profile in a results folder (except the run `skip`)."

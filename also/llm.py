@@ -208,11 +208,13 @@ class Ledger:
 
     @classmethod
     def load(cls, path:str|Path) -> Ledger:
-        "Read a ledger JSONL back (skipping a torn last line)."
+        "Read a ledger JSONL back (skipping, with a warning, a torn last line or any line that is not a JSON object)."
         led = cls(None); led.path = Path(path)
         for line in Path(path).read_text().splitlines():
-            try: led._keep(json.loads(line))
-            except json.JSONDecodeError: warnings.warn(f"skipping a corrupt ledger line in {path}")
+            try: rec = json.loads(line)
+            except json.JSONDecodeError: rec = None
+            if isinstance(rec, dict): led._keep(rec)
+            elif line.strip(): warnings.warn(f"skipping a corrupt ledger line in {path}")
         return led
 
 # %% ../nbs/06_llm.ipynb #8d5d8727
