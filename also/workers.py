@@ -78,7 +78,7 @@ class EpisodeWorker:
                                         timeout=L.timeout, retries=L.retries, backoff=L.backoff)
         _ensure_sotopia_store(_usable_dir(settings.path("sotopia_store"), "sotopia"))
         import sotopia.agents, sotopia.envs              # imported now, not inside the first episode
-        self.data, self.played = load_data(), 0
+        self.data = load_data()
 
     async def play(self, job:EpisodeJob) -> dict:
         "{record, bandits, ledger, error, pid, cpu_s} of one attempt."
@@ -91,7 +91,6 @@ class EpisodeWorker:
                                     job.episode_id, job.tag, job.init_states, attempt=job.attempt)
             out.update(record=res.record, bandits=res.bandits if job.want_bandits else None)
         except Exception as e: out.update(error=describe(e), config_error=isinstance(e, ConfigError))   # a ConfigError stops the batch
-        self.played += 1
         return {**out, "ledger": ledger.records, "cpu_s": time.process_time()}
 
 # %% ../nbs/10c_workers.ipynb #6b33f706

@@ -1,9 +1,10 @@
 "`also` as a tool: bad input fails before the first episode with exit 2 and one line on stderr; failed episodes exit 1."
-import asyncio, contextlib, http.server, io, json, os, socket, subprocess, sys, threading
+import asyncio, contextlib, http.server, io, json, os, subprocess, sys, threading
 from pathlib import Path
 import pytest
 from also.cli import main
 from also.scripted import register_scripted
+from helpers import free_port
 
 ROLES = ("agent", "turn_judge", "terminal_judge", "optimizer")
 
@@ -25,10 +26,6 @@ def cli(*argv) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): code = main(list(argv))
     return code, out.getvalue(), err.getvalue()
-
-
-def closed_port() -> int:
-    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
 
 class NoSchema(http.server.BaseHTTPRequestHandler):
@@ -70,7 +67,7 @@ CASES = [   # (extra arguments, environment, what stderr must say)
 
 @pytest.mark.parametrize("extra,env,says", CASES, ids=[c[2].split(" ")[0] + "-" + str(i) for i, c in enumerate(CASES)])
 def test_bad_input_exits_2_before_the_first_episode(project, monkeypatch, no_schema_server, extra, env, says):
-    port = closed_port()
+    port = free_port()
     fill = lambda s: s.format(port=port, no_schema=no_schema_server)
     for k, v in env.items(): monkeypatch.setenv(k, v)
     code, out, err = cli("run", "--method", "also", "--episodes", "2", "--turns", "3", "--tag", "bad", "--no-progress",
@@ -109,7 +106,7 @@ def test_failed_episodes_exit_1_after_the_summary(project):
 
 
 def test_doctor_exits_1_when_a_check_fails(project, monkeypatch):
-    monkeypatch.setenv("ALSO_MODELS_AGENT", f"custom/a@http://127.0.0.1:{closed_port()}/v1")
+    monkeypatch.setenv("ALSO_MODELS_AGENT", f"custom/a@http://127.0.0.1:{free_port()}/v1")
     code, out, err = cli("doctor", "--skip-llm", "--skip-embedding")
     assert code == 1 and "[FAIL] models" in out and err == "also doctor: some checks failed: models\n", (out, err)
 

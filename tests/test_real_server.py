@@ -1,19 +1,14 @@
 "A real OpenAI-compatible server in the loop: llama-cpp-python's server with the embedded SmolLM2 weights on 127.0.0.1."
-import json, socket, subprocess, sys, time, urllib.request
-from pathlib import Path
+import json, subprocess, sys, time, urllib.request
 import pytest
-from also.core import Settings
 from also.episode import EpisodeConfig
 from also.runs import RunConfig, run_batch, read_episodes
 from also.llm import LLMClient, Ledger, run_sync, SERVER_FORMS
 from also.embeddings import EmbeddingClient
 from also.local_llm import smollm2_gguf_path
+from helpers import settings_in, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +42,13 @@ def test_episode_batch_through_a_real_server(server, tmp_path):
     The name starts with `structured-`: Sotopia then asks the terminal judge for schema-constrained JSON too (a 135M model
     asked for free text rambles until its context is full)."""
     m = f"custom/structured-smollm2@{server}"
-    (tmp_path / "settings.ini").write_text(f"[paths]\nresults = {tmp_path}/results\ncache = {tmp_path}/cache\nsotopia_store = {tmp_path}/store\n")
     client = LLMClient(models={p: m for p in ("agent", "turn_judge", "terminal_judge", "optimizer")} | {"embedding": "fake/16"},
                        ledger=Ledger(tmp_path / "ledger.jsonl", run="real"), backoff=0.1,
                        timeout=900)     # one generation at a time on 2 shared cores: a timed-out request would keep the server busy
     run = RunConfig("real", EpisodeConfig("also", max_turns=3, judge_mode="scores"), episodes=2, concurrency=1)
     t0 = time.time()
     s = run_sync(run_batch(run, tmp_path / "results", client=client, embedder=EmbeddingClient("fake/16", ledger=client.ledger),
-                           progress=False, settings=Settings.load(tmp_path / "settings.ini")))
+                           progress=False, settings=settings_in(tmp_path)))
     wall = time.time() - t0
     assert (s["stored"], s["failed_now"]) == (2, 0), (s, (tmp_path / "results/real/failures.jsonl").read_text()[-3000:]
                                                       if (tmp_path / "results/real/failures.jsonl").exists() else "")

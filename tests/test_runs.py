@@ -1,6 +1,5 @@
 "Batch runs against the scripted LLM: call budgets per optimize mode, kill + resume, faults and malformed judges."
-import asyncio, json, os, signal, subprocess, sys, textwrap, time
-from pathlib import Path
+import asyncio, json, signal, subprocess, sys, textwrap, time
 import pytest
 from also.core import ConfigError, Settings
 from also.episode import EpisodeConfig
@@ -8,6 +7,7 @@ from also.runs import RunConfig, run_batch, read_episodes
 from also.llm import LLMClient, run_sync
 from also.embeddings import EmbeddingClient
 from also.scripted import register_scripted, ScriptedLLM, ScriptedServer
+from helpers import settings_in
 
 ROLES = ("agent", "turn_judge", "terminal_judge", "optimizer")
 
@@ -19,13 +19,7 @@ def _client(model="scripted/bot", **kw):
 def _run(tmp_path, run, client=None):
     client = client or _client()
     return run_sync(run_batch(run, tmp_path / "results", client=client, embedder=EmbeddingClient("fake/16", ledger=client.ledger),
-                              progress=False, settings=_settings(tmp_path)))
-
-
-def _settings(tmp_path):
-    (tmp_path / "settings.ini").write_text(f"[paths]\nresults = {tmp_path}/results\ncache = {tmp_path}/cache\n"
-                                          f"sotopia_store = {tmp_path}/store\n")
-    return Settings.load(tmp_path / "settings.ini")
+                              progress=False, settings=settings_in(tmp_path)))
 
 
 @pytest.mark.parametrize("method,optimize", [("original", "none"), ("also", "both"), ("exp3", "p1"), ("linucb", "p2")])
@@ -112,7 +106,7 @@ class Slow(ScriptedLLM):
 
 
 def test_kill_then_resume_gives_each_episode_once(tmp_path):
-    settings = _settings(tmp_path)
+    settings = settings_in(tmp_path)
     script = tmp_path / "k.py"; script.write_text(KILL_SCRIPT)
     out = tmp_path / "results/k/episodes.jsonl"
     with ScriptedServer(Slow()) as srv:
@@ -133,7 +127,7 @@ def test_kill_then_resume_gives_each_episode_once(tmp_path):
 def test_run_cli(tmp_path, monkeypatch):
     from also.cli import main
     register_scripted()
-    monkeypatch.chdir(tmp_path); _settings(tmp_path)
+    monkeypatch.chdir(tmp_path); settings_in(tmp_path)
     for k in ROLES: monkeypatch.setenv(f"ALSO_MODELS_{k.upper()}", "scripted/bot")
     monkeypatch.setenv("ALSO_MODELS_EMBEDDING", "fake/16")
     assert main(["run", "--method", "also", "--episodes", "2", "--turns", "3", "--tag", "cli", "--no-progress", "--eta", "2"]) == 0

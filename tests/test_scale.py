@@ -1,14 +1,13 @@
 "Paper scale: per-endpoint limits and Retry-After counted at the server, the budget guard, worker processes and Ray."
 import asyncio, json, os, signal, threading, time
-from pathlib import Path
 import pytest
-from also.core import Settings
 from also.episode import EpisodeConfig
 from also.runs import RunConfig, run_batch, run, read_episodes
 from also.llm import LLMClient, LLMLimits, Ledger, run_sync
 from also.embeddings import EmbeddingClient
 from also.budget import BudgetReached
 from also.scripted import ScriptedLLM, ScriptedServer
+from helpers import settings_in
 
 ROLES = ("agent", "turn_judge", "terminal_judge", "optimizer")
 
@@ -22,13 +21,6 @@ class Counting(ScriptedLLM):
         time.sleep(self.delay)
         with self.lock: self.now -= 1; self.times.append(time.monotonic())
         return super().reply(messages, schema)
-
-
-def _settings(tmp_path, **sections):
-    text = f"[paths]\nresults = {tmp_path}/results\ncache = {tmp_path}/cache\nsotopia_store = {tmp_path}/store\n"
-    for s, kv in sections.items(): text += f"[{s}]\n" + "".join(f"{k} = {v}\n" for k, v in kv.items())
-    (tmp_path / "settings.ini").write_text(text)
-    return Settings.load(tmp_path / "settings.ini")
 
 
 def _gather(client, n, purpose="agent"):
@@ -91,7 +83,7 @@ def _priced_client(url, tmp_path, tag, price=(20.0, 20.0)):
 
 
 def test_budget_guard_stops_scheduling_loses_nothing_and_resumes(tmp_path):
-    st = _settings(tmp_path)
+    st = settings_in(tmp_path)
     run_cfg = RunConfig("bud", EpisodeConfig("exp3", max_turns=3), episodes=6, concurrency=1)
     plan = [e for e, *_ in run_cfg.plan()]
     with ScriptedServer() as srv:
@@ -122,7 +114,7 @@ def test_unknown_price_is_unknown_not_zero(tmp_path):
         m = srv.model()
         cl = LLMClient(models={p: m for p in ROLES} | {"embedding": "fake/16"}, backoff=0.01)
         s = run_sync(run_batch(RunConfig("u", EpisodeConfig("original", max_turns=2), episodes=1), client=cl, progress=False,
-                               embedder=EmbeddingClient("fake/16"), settings=_settings(tmp_path)))
+                               embedder=EmbeddingClient("fake/16"), settings=settings_in(tmp_path)))
     e = read_episodes(tmp_path / "results/u/episodes.jsonl")[0]
     assert e["ledger"]["cost_usd"] is None and s["cost_usd"] is None and cl.ledger.totals()["cost"] is None
 
@@ -147,14 +139,14 @@ def _compare_with_in_process(tmp_path, eps, run_cfg, url):
     cl = LLMClient(models={p: m for p in ROLES} | {"embedding": "fake/16"}, backoff=0.01)
     ref_cfg = RunConfig("ref", run_cfg.episode, episodes=run_cfg.episodes, reps=run_cfg.reps)
     run_sync(run_batch(ref_cfg, tmp_path / "ref", client=cl, embedder=EmbeddingClient("fake/16"), progress=False,
-                       settings=_settings(tmp_path), workers=1))
+                       settings=settings_in(tmp_path), workers=1))
     ref = {e["episode_id"]: e for e in read_episodes(tmp_path / "ref/ref/episodes.jsonl")}
     strip = lambda e: (e["final"], [(t["arms"], t["reward"]) for t in e["turns"]])
     assert {e["episode_id"]: strip(e) for e in eps} == {k: strip(e) for k, e in ref.items()}
 
 
 def test_worker_processes_store_each_planned_episode_once_after_a_kill(tmp_path):
-    st = _settings(tmp_path)
+    st = settings_in(tmp_path)
     run_cfg = RunConfig("w", EpisodeConfig("exp3", max_turns=4), episodes=6, concurrency=4, retries=2)
     out = tmp_path / "results/w/episodes.jsonl"
     with ScriptedServer(Counting(0.05)) as srv:
@@ -178,7 +170,7 @@ def test_ray_two_workers_store_each_planned_episode_once_after_a_kill(tmp_path):
     ray = pytest.importorskip("ray")
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     try:
-        st = _settings(tmp_path)
+        st = settings_in(tmp_path)
         run_cfg = RunConfig("r", EpisodeConfig("exp3", max_turns=4), episodes=6, concurrency=4, retries=2, save_bandits=True)
         out = tmp_path / "results/r/episodes.jsonl"
         with ScriptedServer(Counting(0.15)) as srv:     # slow enough that the kill lands while both actors play
