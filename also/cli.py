@@ -12,18 +12,18 @@ __all__ = ['SUBCOMMANDS', 'BENCHES', 'bench_cli', 'main']
 
 # %% ../nbs/90_cli.ipynb #41dd7a9f
 SUBCOMMANDS = {
-    "data":      ("also.data:data_cli", "validate the shipped Sotopia data and show split sizes"),
-    "run":       ("also.runs:run_cli", "run (or resume) a batch of Sotopia episodes with a strategy optimizer"),
-    "reproduce": ("also.reproduce:reproduce_cli", "run a named profile of experiments, then all tables and figures"),
-    "report":    ("also.report:report_cli", "regenerate every table and figure from stored results"),
-    "export":    ("also.results:export_cli", "write stored runs as tidy parquet tables (finals, turns, arms, ledger, episodes)"),
+    "data":      ("also.sotopia.data:data_cli", "validate the shipped Sotopia data and show split sizes"),
+    "run":       ("also.run.command:run_cli", "run (or resume) a batch of Sotopia episodes with a strategy optimizer"),
+    "reproduce": ("also.report.reproduce:reproduce_cli", "run a named profile of experiments, then all tables and figures"),
+    "report":    ("also.report.render:report_cli", "regenerate every table and figure from stored results"),
+    "export":    ("also.report.results:export_cli", "write stored runs as tidy parquet tables (finals, turns, arms, ledger, episodes)"),
     "bench":     ("also.cli:bench_cli", "benchmarks: decision (bandit speed), llm (local model), concurrency (runner), scale (servers x workers)"),
-    "synthetic": ("also.synthetic:synthetic_cli", "the synthetic bandit benchmark with ground truth (no LLM)"),
-    "doctor":    ("also.doctor:doctor_cli", "check the installation: local model, embeddings, storage, configured models"),
+    "synthetic": ("also.worlds.suite:synthetic_cli", "the synthetic bandit benchmark with ground truth (no LLM)"),
+    "doctor":    ("also.run.doctor:doctor_cli", "check the installation: local model, embeddings, storage, configured models"),
 }
 
-BENCHES = {"decision": "also.bandits.bench:bench_decision_cli", "llm": "also.local_llm:bench_llm_cli",
-           "concurrency": "also.runs:bench_concurrency_cli", "scale": "also.scale:bench_scale_cli"}
+BENCHES = {"decision": "also.bandits.bench:bench_decision_cli", "llm": "also.llm.local:bench_llm_cli",
+           "concurrency": "also.run.bench:bench_concurrency_cli", "scale": "also.run.scale:bench_scale_cli"}
 
 def bench_cli(argv:list|None=None):
     "`also bench <decision|llm|concurrency|scale> [options]`."

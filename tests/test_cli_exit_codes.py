@@ -3,7 +3,7 @@ import asyncio, contextlib, http.server, io, json, os, subprocess, sys, threadin
 from pathlib import Path
 import pytest
 from also.cli import main
-from also.scripted import register_scripted
+from also.llm.scripted import register_scripted
 from helpers import free_port
 
 ROLES = ("agent", "turn_judge", "terminal_judge", "optimizer")
@@ -81,12 +81,12 @@ def test_bad_input_exits_2_before_the_first_episode(project, monkeypatch, no_sch
 def test_config_error_inside_an_episode_stops_the_batch(project, monkeypatch):
     "Not retried, the other episodes cancelled, exit 2."
     from also.core import ConfigError
-    import also.runs
+    import also.run.batch
     calls = []
     async def broken(combo, cfg, *a, **kw):
         calls.append(combo["pk"]); await asyncio.sleep(0.05)                 # an episode runs a while before it meets the error
         raise ConfigError("a setting every episode shares is wrong")
-    monkeypatch.setattr(also.runs, "run_episode", broken)
+    monkeypatch.setattr(also.run.batch, "run_episode", broken)
     code, out, err = cli("run", "--method", "exp3", "--episodes", "6", "--turns", "2", "--tag", "cfg", "--no-progress",
                           "--concurrency", "2", "--retries", "3")
     assert code == 2 and "a setting every episode shares is wrong" in err, err

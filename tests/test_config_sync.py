@@ -75,9 +75,9 @@ def test_environment_yml_delegates_to_the_lock():
 
 def test_run_settings_are_read():
     "No dead settings: [run] seed is the run seed of also run / also reproduce, [run] kernel papermill's kernel."
-    src = {f: (ROOT/"also"/f).read_text() for f in ("runs.py", "reproduce.py", "report.py")}
-    assert 'int("run", "seed")' in src["runs.py"] and 'int("run", "seed")' in src["reproduce.py"]
-    assert 'get("run", "kernel")' in src["report.py"]
+    src = {f: (ROOT/"also"/f).read_text() for f in ("run/command.py", "report/reproduce.py", "report/render.py")}
+    assert 'int("run", "seed")' in src["run/command.py"] and 'int("run", "seed")' in src["report/reproduce.py"]
+    assert 'get("run", "kernel")' in src["report/render.py"]
 
 
 def test_ci_runs_the_readme_test_command():

@@ -3,7 +3,7 @@ import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 from also.core import ConfigError, DataError
-from also.data import load_data, split_combos, shipped_data_dir, install_into_sotopia, SPLITS
+from also.sotopia.data import load_data, split_combos, shipped_data_dir, install_into_sotopia, SPLITS
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_cli(tmp_path):
 
 def test_sotopia_never_touches_home(tmp_path):
     "The store goes where settings say, even when sotopia itself is imported afterwards; ~/.sotopia is never made."
-    code = ("from also.data import sotopia_store; import sys; s = sotopia_store(sys.argv[1]); "
+    code = ("from also.sotopia.data import sotopia_store; import sys; s = sotopia_store(sys.argv[1]); "
             "import sotopia.server; from sotopia.database.storage_backend import get_storage_backend; "
             "assert get_storage_backend().base_path == s, get_storage_backend().base_path")
     env = {**os.environ, "HOME": str(tmp_path/"home")}

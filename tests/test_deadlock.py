@@ -2,8 +2,7 @@
 import math
 import pytest
 from also.core import DataError
-from also.deadlock import (SUMMARY_COLUMNS, deadlock_summary, detect_deadlocks, is_agreement, offers, similarity,
-                           turn_signals)
+from also.sotopia.deadlock import (SUMMARY_COLUMNS, deadlock_summary, detect_deadlocks, is_agreement, offers, similarity, turn_signals)
 
 
 def dialogue(*lines):

@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 from also.core import DIMENSIONS
 from also.bandits.base import PROFILES, Profile, load_bandit, save_bandit
-from also.data import load_data, split_combos, install_into_sotopia
-from also.embeddings import EmbeddingClient
-from also.episode import EpisodeConfig, run_episode, context_text
-from also.llm import LLMClient, run_sync
-from also.scripted import ScriptedLLM, register_scripted
+from also.sotopia.data import load_data, split_combos, install_into_sotopia
+from also.llm.embeddings import EmbeddingClient
+from also.sotopia.agents import EpisodeConfig, context_text
+from also.sotopia.episode import run_episode
+from also.llm.client import LLMClient
+from also.llm.adapter import run_sync
+from also.llm.scripted import ScriptedLLM, register_scripted
 
 ROLES = ("agent", "turn_judge", "terminal_judge", "optimizer")
 SCORES = {1: (3, 7), 2: (5, 0), 3: (0, 4), 4: (6, 2), 5: (8, 1), 6: (4, 6), 7: (2, 5)}   # turn -> (p1, p2) per-turn judge score, in tenths

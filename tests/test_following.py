@@ -3,10 +3,11 @@ import asyncio, json, math, re
 import pytest
 import also  # noqa: F401  (offline environment before litellm is imported)
 from also.core import AlsoError, ConfigError, DataError
-from also.following import (FOLLOW_LABELS, FOLLOW_SCORES, FOLLOWING_HEADER, TOTAL_ROW, FollowingError, FollowingJudgement,
-                            following_prompt, following_table, rate_following)
-from also.llm import LLMClient, drain_llm_layer
-from also.scripted import ScriptedLLM, register_scripted
+from also.sotopia.following import (FOLLOW_LABELS, FOLLOW_SCORES, FOLLOWING_HEADER, TOTAL_ROW, FollowingError, FollowingJudgement, following_prompt,
+    following_table, rate_following)
+from also.llm.client import LLMClient
+from also.llm.adapter import drain_llm_layer
+from also.llm.scripted import ScriptedLLM, register_scripted
 
 LABEL_OF = {"ask": "yes", "deadline": "partly", "concession": "no"}
 

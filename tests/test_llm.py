@@ -4,10 +4,12 @@ from pathlib import Path
 import pytest
 import also  # noqa: F401  (sets the offline environment before litellm/sotopia are imported)
 from pydantic import BaseModel
-from also.llm import (PURPOSES, LLMCallError, LLMClient, LLMOutputError, Ledger, acompletion_adapter, drain_llm_layer,
-                      llm_purpose, llm_tags, set_client)
+from also.llm.spec import PURPOSES, LLMCallError, LLMOutputError
+from also.llm.client import LLMClient
+from also.llm.ledger import Ledger, llm_tags
+from also.llm.adapter import acompletion_adapter, drain_llm_layer, llm_purpose, set_client
 from also.core import DIMENSIONS
-from also.scripted import ScriptedLLM, ScriptedServer
+from also.llm.scripted import ScriptedLLM, ScriptedServer
 
 AGENT_PROMPT = ("Imagine you are Ava Martinez, your task is to act/speak as Ava Martinez would, keeping in mind "
                 "Ava Martinez's social goal.\nYou are at Turn #3. Your available action types are none speak leave.")
@@ -122,7 +124,7 @@ def test_sotopia_adapter_routes_through_the_layer(server, client):
 
 def test_sotopia_adapter_with_an_in_process_model_name():
     "Sotopia asserts litellm knows a non-custom model takes a schema before calling: the client registers it up front."
-    from also.scripted import register_scripted
+    from also.llm.scripted import register_scripted
     register_scripted()
     import sotopia.generation_utils.generate as gen
     cl = LLMClient(models={"agent": "scripted/bot"}, ledger=Ledger())
@@ -189,8 +191,9 @@ def test_judge_reply_in_range(server, client):
 
 SCRIPT = textwrap.dedent('''
     import asyncio, also
-    from also.llm import LLMClient, drain_llm_layer
-    from also.scripted import ScriptedServer
+    from also.llm.client import LLMClient
+    from also.llm.adapter import drain_llm_layer
+    from also.llm.scripted import ScriptedServer
     async def main():
         with ScriptedServer() as s, ScriptedServer() as s2:
             cl = LLMClient(models={"agent": f"{s.model()} | custom/scripted@{s2.url}", "optimizer": "scripted/bot"}, backoff=0.01)

@@ -2,7 +2,9 @@
 Real model calls: 2 calls, about 15-30 s on 2 cores."""
 import asyncio, json
 import also  # noqa: F401
-from also.llm import LLMClient, Ledger, drain_llm_layer
+from also.llm.client import LLMClient
+from also.llm.ledger import Ledger
+from also.llm.adapter import drain_llm_layer
 
 def run(coro):
     async def main():

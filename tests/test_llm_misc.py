@@ -2,9 +2,12 @@
 import asyncio
 import numpy as np
 import also  # noqa: F401
-from also.embeddings import EmbeddingClient
-from also.llm import LLMClient, Ledger, drain_llm_layer, parse_model_spec, role_models
-from also.scripted import register_scripted
+from also.llm.embeddings import EmbeddingClient
+from also.llm.client import LLMClient
+from also.llm.ledger import Ledger
+from also.llm.adapter import drain_llm_layer
+from also.llm.spec import parse_model_spec, role_models
+from also.llm.scripted import register_scripted
 
 def run(coro):
     async def main():
@@ -33,12 +36,12 @@ def test_roles_from_settings():
     assert parse_model_spec("custom/m@http://127.0.0.1:1/v1").kwargs()["model"] == "openai/m"
 
 def test_doctor_cheap_checks():
-    from also.doctor import doctor_cli
+    from also.run.doctor import doctor_cli
     rep = doctor_cli(["--json", "--skip-llm", "--skip-embedding", "--no-ping"])
     assert rep["checks"]["llama_build"]["ok"] and rep["storage_ok"]
 
 def test_litellm_embeddings_through_a_custom_server(tmp_path):
-    from also.scripted import ScriptedServer
+    from also.llm.scripted import ScriptedServer
     with ScriptedServer() as s:
         led = Ledger()
         ec = EmbeddingClient(f"custom/emb@{s.url}", ledger=led, batch_size=2, backoff=0.01)

@@ -3,8 +3,9 @@ import json, math
 import pytest
 import also
 from also.core import DataError
-from also.data import load_data
-from also import metrics as M
+from also.sotopia.data import load_data
+from also.report import metrics as M
+from also.bandits.methods import method_label
 
 DATA = load_data()
 HARD = DATA.hard_env_ids
@@ -46,7 +47,7 @@ def runs(tmp_path):
 
 
 def table(runs, split, se="episode"):
-    f = M.filter_split(runs.finals, split).assign(method=lambda d: d.method.map(M.method_label))
+    f = M.filter_split(runs.finals, split).assign(method=lambda d: d.method.map(method_label))
     return M.summarize(f, "method", se=se).set_index("method")
 
 

@@ -9,7 +9,7 @@ from also.bandits.generative import norm_text, play
 from also.bandits.opro import OproBandit
 from also.bandits.evoprompt import EvoPromptGA, EvoPromptDE
 from also.bandits.promptbreeder import PromptBreederBandit
-from also.spaces import load_space
+from also.bandits.spaces import load_space
 
 REGISTRY = {"opro": ("also.bandits.opro", "OproBandit", {}),
             "evoprompt_ga": ("also.bandits.evoprompt", "EvoPromptGA", {}),

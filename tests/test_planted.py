@@ -1,15 +1,15 @@
-"""The known-answer world (also.planted) and its recovery (also.recovery): hand-checked units of the world, then a small
+"""The known-answer world (also.worlds.planted) and its recovery (also.report.recovery): hand-checked units of the world, then a small
 planted profile run end to end in-process, whose numbers are asserted against the truth computed from the table."""
 import asyncio, json, re
 import numpy as np
 import pandas as pd
 import pytest
 from also.core import DIMENSIONS, Settings, derive_seed
-from also.spaces import SPACES, load_space, compose
-from also.planted import (planted_world, agent_reply, strategy_key, optimizer_reply, planted_reply, turn_judgement, TAG_RE,
-                          NONCES, PlantedError, scenario_truth, V3_UNITS)
-from also.recovery import recovery_table, gains, cross_model_order, mean_ci, episode_scores, t95
-from also.reward import judge_prompt, judge_schema, scores_of, normalized_reward
+from also.bandits.spaces import SPACES, load_space, compose
+from also.worlds.planted import (planted_world, agent_reply, strategy_key, optimizer_reply, planted_reply, turn_judgement, TAG_RE, NONCES,
+    PlantedError, scenario_truth, V3_UNITS)
+from also.report.recovery import recovery_table, gains, cross_model_order, mean_ci, episode_scores, t95
+from also.sotopia.reward import judge_prompt, judge_schema, scores_of, normalized_reward
 
 W = planted_world("scripted/planted")
 PERSONA = "Ava Martinez is a 22-year-old student who loves board games."
@@ -104,10 +104,10 @@ def test_judge_expectation_by_hand():
 
 
 def _episode(models, tmp_path, tag):
-    from also.llm import LLMClient
-    from also.embeddings import EmbeddingClient
-    from also.runs import RunConfig, run_batch, read_episodes
-    from also.episode import EpisodeConfig
+    from also.llm.client import LLMClient
+    from also.llm.embeddings import EmbeddingClient
+    from also.run.batch import RunConfig, run_batch, read_episodes
+    from also.sotopia.agents import EpisodeConfig
     s = Settings.load()
     s.values["paths"] = {**s.values["paths"], "cache": str(tmp_path / "cache"), "sotopia_store": str(tmp_path / "sotopia")}
     client = LLMClient(models={**models, "embedding": "fake/16"}, retries=0)
@@ -118,7 +118,7 @@ def _episode(models, tmp_path, tag):
 
 
 def test_server_mode_answers_as_in_process(tmp_path):
-    from also.scripted import ScriptedServer
+    from also.llm.scripted import ScriptedServer
     roles = ("agent", "turn_judge", "terminal_judge", "optimizer")
     local = _episode({r: "scripted/planted" for r in roles}, tmp_path, "local")
     with ScriptedServer() as srv:
@@ -132,7 +132,7 @@ def test_server_mode_answers_as_in_process(tmp_path):
 
 
 def test_recovery_statistics_on_a_hand_made_set():
-    from also.metrics import Runs
+    from also.report.metrics import Runs
     f = pd.DataFrame({"tag": "t", "episode_id": ["e1", "e1", "e2", "e2", "e3", "e3"], "env_pk": "x",
                       "agent": ["p1", "p2"] * 3, "overall": [1.0, 3.0, 2.0, 2.0, 4.0, 6.0]})
     e = episode_scores(Runs(f, pd.DataFrame(), pd.DataFrame()))
@@ -154,10 +154,10 @@ SIZE = dict(split="hard_small", reps=1, turns=8, judge_mode="scores", concurrenc
 
 @pytest.fixture(scope="module")
 def planted_results(tmp_path_factory):
-    from also.reproduce import main_runs, bilateral_runs, cross_model_runs, control_runs, make_run
-    from also.llm import LLMClient
-    from also.embeddings import EmbeddingClient
-    from also.runs import run_batch
+    from also.report.reproduce import main_runs, bilateral_runs, cross_model_runs, control_runs, make_run
+    from also.llm.client import LLMClient
+    from also.llm.embeddings import EmbeddingClient
+    from also.run.batch import run_batch
     d = tmp_path_factory.mktemp("planted")
     s = Settings.load()
     s.values["paths"] = {**s.values["paths"], "cache": str(d / "cache"), "sotopia_store": str(d / "sotopia")}
@@ -185,7 +185,7 @@ def test_table2_n_is_the_plan_and_no_episode_counts_twice(planted_results):
 
 def test_tab_main_counts_each_planned_episode_once(planted_results, tmp_path):
     "Table 2 as `also report` writes it: the main experiment's runs only, although bilateral and cross runs replay its episodes."
-    from also.report import report, select_tags
+    from also.report.render import report, select_tags
     d, rec = planted_results
     r = report(d, select_tags(d, None, "pt"), tmp_path / "figs", only=["tab_main"], executed_dir=tmp_path / "executed")
     assert not r["tab_main"]["error"], r["tab_main"]["error"]

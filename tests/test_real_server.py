@@ -1,11 +1,14 @@
 "A real OpenAI-compatible server in the loop: llama-cpp-python's server with the embedded SmolLM2 weights on 127.0.0.1."
 import json, subprocess, sys, time, urllib.request
 import pytest
-from also.episode import EpisodeConfig
-from also.runs import RunConfig, run_batch, read_episodes
-from also.llm import LLMClient, Ledger, run_sync, SERVER_FORMS
-from also.embeddings import EmbeddingClient
-from also.local_llm import smollm2_gguf_path
+from also.sotopia.agents import EpisodeConfig
+from also.run.batch import RunConfig, run_batch, read_episodes
+from also.llm.client import LLMClient
+from also.llm.ledger import Ledger
+from also.llm.adapter import run_sync
+from also.llm.http import SERVER_FORMS
+from also.llm.embeddings import EmbeddingClient
+from also.llm.local import smollm2_gguf_path
 from helpers import settings_in, free_port
 
 pytestmark = pytest.mark.slow

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from also.core import AlsoError, DIMENSIONS
-from also.data import load_data
-from also.report import REPORT_NOTEBOOKS, PROVENANCE_COLUMNS, fake_results, report, report_cli
+from also.sotopia.data import load_data
+from also.report.render import REPORT_NOTEBOOKS, PROVENANCE_COLUMNS, fake_results, report, report_cli
 
 N_EPISODES = 4                      # main runs: 4 episodes on Sotopia-All, 2 of them hard; bilateral runs: those 2 hard ones
 HARD = set(load_data().hard_env_ids)
@@ -131,8 +131,8 @@ def test_unknown_tag_profile(fake):
 
 def test_runs_made_by_hand_are_taken_by_their_configuration(tmp_path):
     """No experiment marker anywhere (`also run` by hand): Table 2 takes the both/none runs, the bilateral figure the
-    P1-only/P2-only runs beside them (a hand run next to marked ones is left out: nbs/13_report.ipynb)."""
-    from also.metrics import fake_run
+    P1-only/P2-only runs beside them (a hand run next to marked ones is left out: nbs/62_report.render.ipynb)."""
+    from also.report.metrics import fake_run
     res = tmp_path/"results"
     fake_run(res, "orig", "original", n_episodes=3, optimize="none"); fake_run(res, "mine", "also", n_episodes=3)
     fake_run(res, "mine-p1", "also", n_episodes=3, optimize="p1")

@@ -2,8 +2,8 @@
 import json
 import pytest
 from also.core import ConfigError
-from also.reproduce import load_profile, reproduce, default_profile, EXPERIMENTS
-from also.report import REPORT_NOTEBOOKS
+from also.report.reproduce import load_profile, reproduce, default_profile, EXPERIMENTS
+from also.report.render import REPORT_NOTEBOOKS
 
 
 def test_profiles_and_errors(tmp_path):

@@ -1,15 +1,15 @@
-"Results are data: every record a real (scripted) run writes matches also.results.SCHEMA; the parquet export round-trips."
+"Results are data: every record a real (scripted) run writes matches also.report.results.SCHEMA; the parquet export round-trips."
 import json
 from pathlib import Path
 import pandas as pd
 import pytest
 from also.core import Settings
-from also.episode import EpisodeConfig
-from also.runs import RunConfig, run_batch, read_episodes
-from also.llm import run_sync
-from also.metrics import load_episodes
-from also.results import check_run, export_results, format_doc, SCHEMA
-from also.scripted import register_scripted
+from also.sotopia.agents import EpisodeConfig
+from also.run.batch import RunConfig, run_batch, read_episodes
+from also.llm.adapter import run_sync
+from also.report.metrics import load_episodes
+from also.report.results import check_run, export_results, format_doc, SCHEMA
+from also.llm.scripted import register_scripted
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,5 +69,5 @@ def test_export_cli(results, tmp_path, monkeypatch):
 
 
 def test_episode_format_doc_is_generated_from_the_schema():
-    assert (ROOT / "EPISODE-FORMAT.md").read_text() == format_doc(), "run: python -c 'from also.results import write_format_doc; write_format_doc()'"
+    assert (ROOT / "EPISODE-FORMAT.md").read_text() == format_doc(), "run: python -c 'from also.report.results import write_format_doc; write_format_doc()'"
     assert all(f"## {k}" in format_doc() for k in SCHEMA)

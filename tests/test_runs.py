@@ -2,11 +2,12 @@
 import asyncio, json, signal, subprocess, sys, textwrap, time
 import pytest
 from also.core import ConfigError, Settings
-from also.episode import EpisodeConfig
-from also.runs import RunConfig, run_batch, read_episodes
-from also.llm import LLMClient, run_sync
-from also.embeddings import EmbeddingClient
-from also.scripted import register_scripted, ScriptedLLM, ScriptedServer
+from also.sotopia.agents import EpisodeConfig
+from also.run.batch import RunConfig, run_batch, read_episodes
+from also.llm.client import LLMClient
+from also.llm.adapter import run_sync
+from also.llm.embeddings import EmbeddingClient
+from also.llm.scripted import register_scripted, ScriptedLLM, ScriptedServer
 from helpers import settings_in
 
 ROLES = ("agent", "turn_judge", "terminal_judge", "optimizer")
@@ -87,10 +88,11 @@ def test_episode_failing_every_attempt_is_reported(tmp_path):
 KILL_SCRIPT = textwrap.dedent('''
     import sys, asyncio
     from also.core import Settings
-    from also.episode import EpisodeConfig
-    from also.runs import RunConfig, run_batch
-    from also.llm import LLMClient, run_sync
-    from also.embeddings import EmbeddingClient
+    from also.sotopia.agents import EpisodeConfig
+    from also.run.batch import RunConfig, run_batch
+    from also.llm.client import LLMClient
+    from also.llm.adapter import run_sync
+    from also.llm.embeddings import EmbeddingClient
     url, ini = sys.argv[1], sys.argv[2]
     m = f"custom/slow@{url}"
     client = LLMClient(models={p: m for p in ("agent", "turn_judge", "terminal_judge", "optimizer")} | {"embedding": "fake/16"})
@@ -175,7 +177,7 @@ def test_prompt_optimizers_through_the_runner(tmp_path, method, per_step):
 @pytest.mark.parametrize("space", ["thinking", "v3_x_thinking"])
 def test_thinking_mode_arms_reach_the_agent_prompt(tmp_path, space):
     "Thinking-mode arms (alone or crossed with strategies) are composed into the acting agent's own prompt."
-    from also.spaces import load_space
+    from also.bandits.spaces import load_space
     prov = register_scripted()
     _run(tmp_path, RunConfig("th", EpisodeConfig("uniform", "both", strategy_space=space, max_turns=6, seed=3), episodes=1))
     e = read_episodes(tmp_path / "results/th/episodes.jsonl")[0]
@@ -190,7 +192,7 @@ def test_thinking_mode_arms_reach_the_agent_prompt(tmp_path, space):
 def test_bench_concurrency_reports_a_complete_batch(tmp_path, monkeypatch):
     "The benchmark's bookkeeping (not its speed: that is what it prints): every call reaches the server, nothing lands in the user's store."
     monkeypatch.chdir(tmp_path)
-    r = subprocess.run([sys.executable, "-c", "from also.runs import bench_concurrency_cli as b; "
+    r = subprocess.run([sys.executable, "-c", "from also.run.bench import bench_concurrency_cli as b; "
                         "b(['--episodes', '3', '--turns', '2', '--latency', '0.01'])"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
@@ -204,7 +206,7 @@ def test_agent_model_litellm_does_not_list_as_schema_capable(tmp_path):
     """An agent on a litellm model without listed JSON-schema support (as OpenRouter's DeepSeek/Qwen names are) plays:
     Sotopia would refuse it, so the layer marks it and puts the action schema into the prompt instead of response_format."""
     import litellm
-    from also.scripted import ScriptedProvider
+    from also.llm.scripted import ScriptedProvider
     prov = ScriptedProvider()
     litellm.custom_provider_map = [m for m in litellm.custom_provider_map if m.get("provider") != "unlisted"] + \
                                   [{"provider": "unlisted", "custom_handler": prov}]

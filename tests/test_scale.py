@@ -1,12 +1,15 @@
 "Paper scale: per-endpoint limits and Retry-After counted at the server, the budget guard, worker processes and Ray."
 import asyncio, json, os, signal, threading, time
 import pytest
-from also.episode import EpisodeConfig
-from also.runs import RunConfig, run_batch, run, read_episodes
-from also.llm import LLMClient, LLMLimits, Ledger, run_sync
-from also.embeddings import EmbeddingClient
-from also.budget import BudgetReached
-from also.scripted import ScriptedLLM, ScriptedServer
+from also.sotopia.agents import EpisodeConfig
+from also.run.batch import RunConfig, run_batch, run, read_episodes
+from also.llm.client import LLMClient
+from also.llm.limits import LLMLimits
+from also.llm.ledger import Ledger
+from also.llm.adapter import run_sync
+from also.llm.embeddings import EmbeddingClient
+from also.run.budget import BudgetReached
+from also.llm.scripted import ScriptedLLM, ScriptedServer
 from helpers import settings_in
 
 ROLES = ("agent", "turn_judge", "terminal_judge", "optimizer")
@@ -195,8 +198,8 @@ def test_ray_two_workers_store_each_planned_episode_once_after_a_kill(tmp_path):
 
 
 def test_reproduce_stops_at_the_profile_budget_and_resumes(tmp_path):
-    from also.reproduce import reproduce
-    from also.runs import overrides_env
+    from also.report.reproduce import reproduce
+    from also.run.command import overrides_env
     prof = tmp_path / "tiny.yaml"
     prof.write_text("models: {agent: scripted/bot, turn_judge: scripted/bot, terminal_judge: scripted/bot, optimizer: scripted/bot, "
                     "embedding: fake/16}\nexperiments:\n  exp_main: {methods: [original, exp3], split: hard_small, episodes: 2, turns: 2, "

@@ -4,7 +4,7 @@ from collections import Counter
 from dataclasses import asdict
 import pytest
 from also.core import ConfigError, DataError
-from also.spaces import SPACES, STRATEGY_HEADER, Strategy, StrategySpace, compose, load_space, validate_strategies
+from also.bandits.spaces import SPACES, STRATEGY_HEADER, Strategy, StrategySpace, compose, load_space, validate_strategies
 
 V3_NAMES = ["No Strategy", "Integrative Negotiation", "Reciprocity Trigger", "BATNA Leverage", "Strategic Self-Presentation",
             "Tit-for-Tat", "Rational Choice Persuasion", "Face-Saving Validation", "Constructive Controversy",
@@ -76,7 +76,7 @@ def test_thinking_modes():
 
 
 def test_crossed_space_order_ids_and_texts():
-    from also.spaces import combine, cross_spaces
+    from also.bandits.spaces import combine, cross_spaces
     v3, th, x = load_space("v3"), load_space("thinking"), load_space("v3_x_thinking")
     assert len(x) == 65 == 1 + 12 + 4 + 48 and len({s.id for s in x}) == 65 and len({s.text for s in x}) == 65
     assert x[0].id == "no_strategy+no_mode" and x[0].text == "" and x[0].name == "No Strategy"

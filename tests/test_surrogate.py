@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 import torch
 from also.core import ConfigError
-from also.surrogate import (FUSED_MIN, Optimizer, Surrogate, SurrogateConfig, _adam_step, _predict_all, extend_basis,
-                            init_params, train_mlp)
+from also.bandits.surrogate import (FUSED_MIN, Optimizer, Surrogate, SurrogateConfig, _adam_step, _predict_all, extend_basis, init_params, train_mlp)
 
 
 def toy(n, K=10, da=12, dc=6, seed=0):
@@ -97,7 +96,7 @@ def test_deterministic_under_seed():
 
 
 def test_warm_mode_keeps_weights_and_grows_basis(monkeypatch):
-    import also.surrogate as S
+    import also.bandits.surrogate as S
     B, ks, C, y, c_new, _ = toy(12, dc=40)
     s = Surrogate(seed=0, mode="warm", basis="span", hidden=8)
     s.fit_predict(B, B[ks[:6]], y[:6], C[:6], C[6])

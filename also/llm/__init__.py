@@ -1,0 +1,1 @@
+"""Layer 2: the LLM layer: model names and roles, provider registry, ledger, cache, structured output, retries, limits, the client, the Sotopia adapter, embeddings, and the embedded and scripted providers. Imports only layers 0-1."""
