@@ -17,8 +17,9 @@ from .metrics import Runs, load_episodes, run_tags, summarize, turn_curve
 from .recovery import recovery_table, run_label
 
 # %% auto #0
-__all__ = ['SITE_FORMAT', 'ASSETS', 'AGENTS', 'assets_dir', 'episode_key', 'Raw', 'run_cost', 'runs_table', 'runs_figure',
-           'runs_page', 'arm_curves', 'run_figures', 'run_page', 'episode_data', 'write_site', 'view_cli']
+__all__ = ['SITE_FORMAT', 'ASSETS', 'AGENTS', 'assets_dir', 'episode_key', 'Raw', 'ledger_totals', 'run_cost', 'runs_table',
+           'runs_figure', 'runs_page', 'arm_curves', 'run_figures', 'run_page', 'episode_data', 'write_site',
+           'view_cli']
 
 # %% ../../nbs/65_report.view.ipynb #cb78b99c
 SITE_FORMAT = "also.view/1"            # the manifest's format: a folder holding it is a site `also view` may rewrite
@@ -45,24 +46,23 @@ def _fmt(v, digits:int=3) -> str:
     v = float(v)
     return str(int(v)) if v.is_integer() else f"{v:.{digits}f}"
 
-def _td(v, digits:int=3) -> str:
+def _td(v) -> str:
     "A table cell: a number with its stored value in data-v (and data-sort), a `Raw` as HTML, anything else as text."
     if isinstance(v, Raw): return f"<td{'' if v.sort is None else f' data-sort={_q(v.sort)}'}>{v}</td>"
     if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
         x = None if _missing(float(v)) else float(v)
-        return f'<td class="num" data-v={_q(json.dumps(x))} data-sort={_q("" if x is None else x)}>{_fmt(x, digits)}</td>'
+        return f'<td class="num" data-v={_q(json.dumps(x))} data-sort={_q("" if x is None else x)}>{_fmt(x)}</td>'
     return f"<td>{_e(v)}</td>"
 
 def _q(x) -> str: return f'"{_e(x)}"'
 
-def _span(v, digits:int=3) -> str:
+def _span(v) -> str:
     "A number inside other text, its stored value in data-v (as view.js `num`)."
-    return f'<span class="num" data-v={_q(json.dumps(None if _missing(v) else float(v)))}>{_fmt(v, digits)}</span>'
+    return f'<span class="num" data-v={_q(json.dumps(None if _missing(v) else float(v)))}>{_fmt(v)}</span>'
 
-def _table(head:list|None, rows:list, cls:str="sortable", digits:dict|None=None) -> str:
-    "An HTML table: `head` the column labels (None: no header), `rows` lists of cells (see `_td`); `digits` {column index: decimals}."
-    digits = digits or {}
-    body = "\n".join("<tr>" + "".join(_td(c, digits.get(i, 3)) for i, c in enumerate(r)) + "</tr>" for r in rows)
+def _table(head:list|None, rows:list, cls:str="sortable") -> str:
+    "An HTML table: `head` the column labels (None: no header), `rows` lists of cells (see `_td`)."
+    body = "\n".join("<tr>" + "".join(map(_td, r)) + "</tr>" for r in rows)
     thead = "" if head is None else f'<thead><tr>{"".join(f"<th>{_e(h)}</th>" for h in head)}</tr></thead>'
     return f'<table class="{cls}">{thead}\n<tbody>\n{body}\n</tbody></table>'
 
@@ -94,9 +94,13 @@ def _planned(run_dir:Path) -> int|None:
     f = run_dir/"summary.json"
     return json.loads(f.read_text()).get("planned") if f.is_file() else None
 
-def run_cost(run_dir:Path, episodes:pd.DataFrame) -> float|None:
-    "USD a run spent: its ledger.jsonl's total (every attempt, failed episodes too), else the sum over its stored episodes; None = unknown."
-    if (run_dir/"ledger.jsonl").is_file(): return Ledger.load(run_dir/"ledger.jsonl").totals()["cost"]
+def ledger_totals(run_dir:Path) -> dict|None:
+    "`Ledger.totals()` of a run's ledger.jsonl (calls, errors, tokens, cost, by purpose); None when it has none."
+    return Ledger.load(run_dir/"ledger.jsonl").totals() if (run_dir/"ledger.jsonl").is_file() else None
+
+def run_cost(ledger:dict|None, episodes:pd.DataFrame) -> float|None:
+    "USD a run spent: its ledger's total (every attempt, failed episodes too), else the sum over its stored episodes; None = unknown."
+    if ledger is not None: return ledger["cost"]
     c = episodes.get("cost_usd", pd.Series(dtype=float))
     return None if c.isna().any() else float(c.sum())
 
@@ -112,13 +116,13 @@ def runs_table(results_dir:Path|str, # the results folder
     for tag, cfg in runs.configs.items():
         m, eps = cfg.get("models") or {}, runs.episodes[runs.episodes.tag == tag]
         fails = runs.failures[runs.failures.tag == tag] if len(runs.failures) else pd.DataFrame(columns=["episode_id"])
-        r = rec.loc[tag] if tag in rec.index else {}
+        r, led = (rec.loc[tag] if tag in rec.index else {}), ledger_totals(d/tag)
         rows.append({"tag": tag, "method": run_label(cfg), "runner_method": cfg.get("method"), "optimize": cfg.get("optimize"),
                      "agent_p1": m.get("agent_p1"), "agent_p2": m.get("agent_p2"), "judge": m.get("turn_judge"),
                      "profile": cfg.get("profile"), "reproduce_profile": cfg.get("reproduce_profile"), "experiment": cfg.get("experiment"),
                      "split": cfg.get("split"), "episodes": len(eps), "planned": _planned(d/tag),
                      "overall": s.overall.get(tag, np.nan), "overall_se": s.overall_se.get(tag, np.nan),
-                     "cost_usd": run_cost(d/tag, eps), "failed": len(set(fails.episode_id) - set(eps.episode_id)),
+                     "cost_usd": run_cost(led, eps), "ledger": led, "failed": len(set(fails.episode_id) - set(eps.episode_id)),
                      "truth": r.get("truth", np.nan), "truth_in_ci": r.get("truth_in_ci"), "ci_lo": r.get("lo", np.nan), "ci_hi": r.get("hi", np.nan),
                      "uniform": r.get("uniform", np.nan), "oracle": r.get("oracle", np.nan),
                      "note": cfg.get("llm_note") or ("SYNTHETIC test data" if cfg.get("synthetic") else "")})
@@ -211,9 +215,9 @@ def _partner(tag:str, peers:list, configs:dict) -> dict|None:
     same = [p for p in peers if configs[p["tag"]].get("experiment") == exp]
     return next((p for p in same if configs[p["tag"]].get("method") == want), (same or peers)[0])
 
-def run_page(tag:str, row, runs:Runs, episodes:list, peers:dict, results_dir:Path) -> str:
-    "A Run page (runs/<tag>.html): its configuration, learning curves, LLM calls, episodes and failures."
-    cfg, d = runs.configs[tag], Path(results_dir)/tag
+def run_page(tag:str, row, runs:Runs, episodes:list, peers:dict) -> str:
+    "A Run page (runs/<tag>.html) from its row of `runs_table`: its configuration, learning curves, LLM calls, episodes and failures."
+    cfg = runs.configs[tag]
     f = runs.finals[runs.finals.tag == tag].pivot(index="episode_id", columns="agent", values=["overall", "goal"]).to_dict("index")
     e = runs.episodes[runs.episodes.tag == tag].set_index("episode_id")[["terminated_by", "n_turns", "cost_usd"]].to_dict("index")
     rows = []
@@ -236,8 +240,7 @@ def run_page(tag:str, row, runs:Runs, episodes:list, peers:dict, results_dir:Pat
             _table(None, [[Raw(f"<b>{_e(k)}</b>"), v] for k, v in facts], cls="facts"),
             '<h2>Learning curves</h2><div class="plots">' + ("".join(_figure(fg) for fg in figs) or
                                                               '<p class="meta">No bandit: no per-turn rewards or arm probabilities.</p>') + "</div>"]
-    if (d/"ledger.jsonl").is_file():
-        tot = Ledger.load(d/"ledger.jsonl").totals()
+    if (tot := row.ledger) is not None:
         body += ["<h2>LLM calls (ledger.jsonl)</h2>", _table(["Purpose", "Calls", "Errors", "Cache hits", "Prompt tokens", "Completion tokens", "Cost"],
                  [[p, v["calls"], v["errors"], v["cache_hits"], v["prompt_tokens"], v["completion_tokens"], Raw(fmt_cost(v["cost"]), v["cost"])]
                   for p, v in {**tot["by_purpose"], "all": tot}.items()])]
@@ -287,7 +290,7 @@ def write_site(results_dir:Path|str,      # the results folder, or one run folde
     peers = {(t, e["episode_id"]): [p for p in by_scenario[(e.get("combo_pk"), e.get("rep"))] if p["tag"] != t] for t, eps in raw.items() for e in eps}
     (out/"index.html").write_text(runs_page(table))
     for t, eps in raw.items():
-        (out/"runs"/f"{t}.html").write_text(run_page(t, table.loc[t], runs, eps, peers, d))
+        (out/"runs"/f"{t}.html").write_text(run_page(t, table.loc[t], runs, eps, peers))
         run = {"tag": t, "label": table.at[t, "method"], "method": runs.configs[t].get("method"), "href": f"runs/{quote(t)}.html"}
         (out/"data"/t).mkdir(parents=True, exist_ok=True)
         for e in eps: (out/"data"/t/f"{episode_key(e['episode_id'])}.js").write_text(episode_data(e, run, peers[(t, e["episode_id"])]))
