@@ -111,6 +111,9 @@ TRANSCRIPT_JS = """() => [...document.querySelectorAll("table.transcript tr.turn
 })"""
 FINAL_JS = """() => Object.fromEntries([...document.querySelectorAll("table.final tbody tr")].map(tr =>
   [tr.dataset.dim, [...tr.querySelectorAll("td")].map(td => JSON.parse(td.querySelector(".num").dataset.v))]))"""
+COLUMN_JS = """(name) => { const i = [...document.querySelectorAll("table.sortable thead th")].findIndex(th => th.textContent === name);
+  return [...document.querySelectorAll("table.sortable tbody tr")].map(tr => { const c = tr.cells[i], n = c.querySelector(".num");
+    return [tr.cells[0].textContent, n ? JSON.parse(n.dataset.v) : null, c.textContent]; }); }"""
 NUMBERS_JS = """() => [...document.querySelectorAll("span.num")].map(s => [s.textContent, JSON.parse(s.dataset.v)])"""
 
 
@@ -148,21 +151,20 @@ def text_mismatches(numbers: list) -> list:
 def test_runs_page(site, browser, shots):
     res, index, cfgs, eps = site
     pg = Page(browser).open(index.as_uri())
-    rows = pg.p.evaluate("""() => [...document.querySelectorAll("table.sortable tbody tr")].map(tr =>
-        [tr.cells[0].textContent, JSON.parse(tr.cells[10].querySelector(".num").dataset.v)])""")
-    assert sorted(t for t, _ in rows) == sorted(cfgs)
-    for tag, shown in rows:                                 # mean Overall over agents and episodes, from the records by hand
+    rows = pg.p.evaluate(COLUMN_JS, "Overall ± SE")
+    assert sorted(t for t, _, _ in rows) == sorted(cfgs)
+    for tag, shown, _ in rows:                              # mean Overall over agents and episodes, from the records by hand
         vals = [e["final"][a]["overall"] for e in eps[tag] for a in ("p1", "p2")]
         assert shown == pytest.approx(sum(vals) / len(vals), abs=1e-12), tag
-    orig = _pick(cfgs, "original")
-    truth = pg.p.evaluate(f"""() => [...document.querySelectorAll("table.sortable tbody tr")].find(tr => tr.cells[0].textContent === {json.dumps(orig)})
-                                   .cells[11].textContent""")
-    if any("planted" in c["models"]["terminal_judge"] for c in cfgs.values()): assert re.match(r"\d\.\d{3} (in|outside) CI", truth), truth
+    truth = {t: text for t, _, text in pg.p.evaluate(COLUMN_JS, "Planted truth")}
+    if any("planted" in c["models"]["terminal_judge"] for c in cfgs.values()):
+        assert re.match(r"\d\.\d{3} (in|outside) CI", truth[_pick(cfgs, "original")]), truth
+        assert truth[_pick(cfgs, "also")].startswith("learns: uniform")
     pg.p.click("th:text('Overall ± SE')")                  # sorting: ascending by the stored mean, then descending
-    means = pg.p.evaluate("""() => [...document.querySelectorAll("table.sortable tbody tr")].map(tr => JSON.parse(tr.cells[10].querySelector(".num").dataset.v))""")
+    means = [v for _, v, _ in pg.p.evaluate(COLUMN_JS, "Overall ± SE")]
     assert means == sorted(means)
     pg.p.click("th:text('Overall ± SE')")
-    assert pg.p.evaluate("""() => [...document.querySelectorAll("table.sortable tbody tr")].map(tr => JSON.parse(tr.cells[10].querySelector(".num").dataset.v))""") == sorted(means, reverse=True)
+    assert [v for _, v, _ in pg.p.evaluate(COLUMN_JS, "Overall ± SE")] == sorted(means, reverse=True)
     assert pg.p.evaluate("document.querySelectorAll('.js-plotly-plot').length") == 1 and not text_mismatches(pg.p.evaluate(NUMBERS_JS))
     pg.shoot(shots / "runs.png")
     assert pg.errors == []

@@ -118,7 +118,8 @@ def runs_table(results_dir:Path|str, # the results folder
         fails = runs.failures[runs.failures.tag == tag] if len(runs.failures) else pd.DataFrame(columns=["episode_id"])
         r, led = (rec.loc[tag] if tag in rec.index else {}), ledger_totals(d/tag)
         rows.append({"tag": tag, "method": run_label(cfg), "runner_method": cfg.get("method"), "optimize": cfg.get("optimize"),
-                     "agent_p1": m.get("agent_p1"), "agent_p2": m.get("agent_p2"), "judge": m.get("turn_judge"),
+                     "agent_p1": m.get("agent_p1"), "agent_p2": m.get("agent_p2"),
+                     "judge": " / ".join(dict.fromkeys(str(m.get(k)) for k in ("turn_judge", "terminal_judge"))),   # one name when the same
                      "profile": cfg.get("profile"), "reproduce_profile": cfg.get("reproduce_profile"), "experiment": cfg.get("experiment"),
                      "split": cfg.get("split"), "episodes": len(eps), "planned": _planned(d/tag),
                      "overall": s.overall.get(tag, np.nan), "overall_se": s.overall_se.get(tag, np.nan),
@@ -135,7 +136,8 @@ def _truth_cell(r) -> Raw:
         ok = "yes" if r.truth_in_ci else "no"
         return Raw(f'{_span(r.truth)} <span class="{ok}" title="95% CI '
                    f'[{_fmt(r.ci_lo)}, {_fmt(r.ci_hi)}]">{"in CI" if r.truth_in_ci else "outside CI"}</span>', r.truth)
-    if not _missing(r.uniform): return Raw(f"learns: uniform {_fmt(r.uniform)} · oracle {_fmt(r.oracle)}", r.oracle)
+    if not _missing(r.uniform): return Raw(f'<span class="nowrap" title="a learning run: the planted world fixes no value, only the references '
+                                           f'it should land between">learns: uniform {_fmt(r.uniform)} · oracle {_fmt(r.oracle)}</span>', r.oracle)
     return Raw("—", "")
 
 def runs_figure(t:pd.DataFrame) -> dict:
@@ -151,9 +153,11 @@ def runs_figure(t:pd.DataFrame) -> dict:
 
 def runs_page(t:pd.DataFrame) -> str:
     "The Runs page (index.html): a sortable table of every run and the chart of their means."
-    head = ["Run", "Method", "Optimized", "Agent P1", "Agent P2", "Judge", "Profile", "Experiment", "Split", "Episodes",
-            "Overall ± SE", "Planted truth", "Cost", "Failed", "Note"]
-    rows = [[Raw(f'<a href="runs/{quote(r.tag)}.html">{_e(r.tag)}</a>', r.tag), r.method, r.optimize, r.agent_p1, r.agent_p2, r.judge,
+    head = ["Run", "Method", "Optimized", "Models", "Profile", "Experiment", "Split", "Episodes", "Overall ± SE", "Planted truth", "Cost", "Failed", "Note"]
+    def models(r):                     # one name when the agents and the judges are one model
+        agents = r.agent_p1 if r.agent_p2 == r.agent_p1 else f"{r.agent_p1} / {r.agent_p2}"
+        return agents if r.judge == agents else f"agents {agents}, judge {r.judge}"
+    rows = [[Raw(f'<a href="runs/{quote(r.tag)}.html">{_e(r.tag)}</a>', r.tag), r.method, r.optimize, models(r),
              r.profile, " / ".join(str(x) for x in (r.reproduce_profile, r.experiment) if x), r.split,
              Raw(f"{r.episodes}" + (f" / {int(r.planned)}" if not _missing(r.planned) else ""), r.episodes),
              Raw(f"{_span(r.overall)} ± {_span(r.overall_se)}", r.overall), _truth_cell(r), Raw(fmt_cost(r.cost_usd), r.cost_usd), r.failed, r.note]
@@ -194,7 +198,7 @@ def run_figures(tag:str, runs:Runs, episodes:list) -> list[dict]:
         if len(c): traces.append({"type": "scatter", "mode": "lines+markers", "name": a.upper(), "x": list(c.turn), "y": list(c["mean"]),
                                   "error_y": {"type": "data", "array": list(c.se)}, "line": {"color": color}})
     if traces: figs.append({"data": traces, "layout": {"title": {"text": "Per-turn reward (mean ± SE over episodes)"}, "height": 340,
-                                                        "xaxis": {"title": {"text": "turn"}, "dtick": 1}, "yaxis": {"title": {"text": "reward"}}}})
+                                                        "xaxis": {"title": {"text": "turn"}}, "yaxis": {"title": {"text": "reward"}}}})
     for a in AGENTS:
         c = arm_curves(episodes, a)
         if not len(c): continue

@@ -74,7 +74,7 @@ const ALSO_VIEW = (() => {
     type: "scatter", mode: "lines+markers", name: `${prefix}${A(a)} ${agentName(ep, a)}`, line: {color: COLOR[a], dash},
     x: ep.turns.map(t => t.turn), y: ep.turns.map(t => t.reward?.[a] ?? null)})).filter(tr => tr.y.some(y => y !== null));
   const rewardChart = traces => !traces.length ? h("p", {class: "meta"}, "No per-turn rewards: no agent has a bandit.") :
-    chart("rewards", traces, {title: {text: "Per-turn reward (judge, normalized)"}, height: 300, xaxis: {title: {text: "turn"}, dtick: 1}, yaxis: {title: {text: "reward"}}});
+    chart("rewards", traces, {title: {text: "Per-turn reward (judge, normalized)"}, height: 300, xaxis: {title: {text: "turn"}}, yaxis: {title: {text: "reward"}}});
 
   // one agent's selection probabilities: arms x the turns it acted
   function probHeatmap(ep, a) {
@@ -85,7 +85,7 @@ const ALSO_VIEW = (() => {
       z: arms.map(k => acted.map(t => t.probs[a][k] ?? null)), colorscale: "Blues", reversescale: true,
       hovertemplate: "turn %{x}<br>%{y}<br>p = %{z:.4f}<extra></extra>"}],
       {title: {text: `${A(a)} ${agentName(ep, a)}: selection probabilities`}, height: 340, margin: {l: 190, r: 10, t: 30, b: 35},
-       xaxis: {title: {text: "turn"}, dtick: 1}});
+       xaxis: {title: {text: "turn"}}});
   }
 
   // the acting agent's arm probabilities at one turn (the played arm in orange) and the surrogate's predictions (diamonds)
