@@ -14,7 +14,7 @@ from ..core import ConfigError, DataError, Settings
 from ..llm.ledger import Ledger, fmt_cost
 from ..run.batch import read_episodes
 from .metrics import Runs, load_episodes, run_tags, summarize, turn_curve
-from .recovery import recovery_table, run_label
+from .recovery import recovery_table, run_label, is_planted_run
 
 # %% auto #0
 __all__ = ['SITE_FORMAT', 'ASSETS', 'AGENTS', 'assets_dir', 'episode_key', 'Raw', 'ledger_totals', 'run_cost', 'runs_table',
@@ -126,7 +126,8 @@ def runs_table(results_dir:Path|str, # the results folder
                      "cost_usd": run_cost(led, eps), "ledger": led, "failed": len(set(fails.episode_id) - set(eps.episode_id)),
                      "truth": r.get("truth", np.nan), "truth_in_ci": r.get("truth_in_ci"), "ci_lo": r.get("lo", np.nan), "ci_hi": r.get("hi", np.nan),
                      "uniform": r.get("uniform", np.nan), "oracle": r.get("oracle", np.nan),
-                     "note": cfg.get("llm_note") or ("SYNTHETIC test data" if cfg.get("synthetic") else "")})
+                     "note": cfg.get("llm_note") or ("SYNTHETIC test data" if cfg.get("synthetic") else
+                             "planted world: synthetic, its numbers check the pipeline, not LLMs" if is_planted_run(cfg) else "")})
     return pd.DataFrame(rows)
 
 # %% ../../nbs/65_report.view.ipynb #59e838c1
@@ -153,19 +154,20 @@ def runs_figure(t:pd.DataFrame) -> dict:
 
 def runs_page(t:pd.DataFrame) -> str:
     "The Runs page (index.html): a sortable table of every run and the chart of their means."
-    head = ["Run", "Method", "Optimized", "Models", "Profile", "Experiment", "Split", "Episodes", "Overall ± SE", "Planted truth", "Cost", "Failed", "Note"]
+    head = ["Run", "Method", "Optimized", "Models", "Profile", "Experiment", "Split", "Episodes", "Overall ± SE", "Planted truth", "Cost", "Failed"]
     def models(r):                     # one name when the agents and the judges are one model
         agents = r.agent_p1 if r.agent_p2 == r.agent_p1 else f"{r.agent_p1} / {r.agent_p2}"
         return agents if r.judge == agents else f"agents {agents}, judge {r.judge}"
     rows = [[Raw(f'<a href="runs/{quote(r.tag)}.html">{_e(r.tag)}</a>', r.tag), r.method, r.optimize, models(r),
              r.profile, " / ".join(str(x) for x in (r.reproduce_profile, r.experiment) if x), r.split,
              Raw(f"{r.episodes}" + (f" / {int(r.planned)}" if not _missing(r.planned) else ""), r.episodes),
-             Raw(f"{_span(r.overall)} ± {_span(r.overall_se)}", r.overall), _truth_cell(r), Raw(fmt_cost(r.cost_usd), r.cost_usd), r.failed, r.note]
+             Raw(f"{_span(r.overall)} ± {_span(r.overall_se)}", r.overall), _truth_cell(r), Raw(fmt_cost(r.cost_usd), r.cost_usd), r.failed]
             for r in t.itertuples()]
     body = (f"<h1>Runs</h1><p class=\"meta\">{len(t)} runs, {int(t.episodes.sum())} episodes. Click a column to sort; a run's name "
             "opens its episodes. Overall: the terminal judge's mean of the 7 dimensions, averaged over both agents; SE over episodes. "
             "Planted truth: what the hidden table of the planted world says the run should measure.</p>\n"
-            + _table(head, rows) + "\n" + _figure(runs_figure(t)))
+            + "".join(f'<p class="note">{_e(n)} ({"every run" if len(g) == len(t) else ", ".join(map(_e, g))})</p>'   # what the numbers are
+                      for n, g in t[t.note != ""].groupby("note").tag) + _table(head, rows) + "\n" + _figure(runs_figure(t)))
     return _page("Runs", body, page="runs")
 
 # %% ../../nbs/65_report.view.ipynb #ddcc4ff0
@@ -295,7 +297,8 @@ def write_site(results_dir:Path|str,      # the results folder, or one run folde
     (out/"index.html").write_text(runs_page(table))
     for t, eps in raw.items():
         (out/"runs"/f"{t}.html").write_text(run_page(t, table.loc[t], runs, eps, peers))
-        run = {"tag": t, "label": table.at[t, "method"], "method": runs.configs[t].get("method"), "href": f"runs/{quote(t)}.html"}
+        run = {"tag": t, "label": table.at[t, "method"], "method": runs.configs[t].get("method"), "href": f"runs/{quote(t)}.html",
+               "note": table.at[t, "note"]}
         (out/"data"/t).mkdir(parents=True, exist_ok=True)
         for e in eps: (out/"data"/t/f"{episode_key(e['episode_id'])}.js").write_text(episode_data(e, run, peers[(t, e["episode_id"])]))
     for page in ("episode", "compare"): (out/f"{page}.html").write_text(_page(page.title(), "", page=page, crumbs=()))

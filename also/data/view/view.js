@@ -168,6 +168,7 @@ const ALSO_VIEW = (() => {
     nav(h("a", {href: d.run.href}, d.run.tag), ep.episode_id);
     const heat = AGENTS.map(a => probHeatmap(ep, a)).filter(Boolean), events = ep.turns.filter(t => t.events);
     main.append(h("div", {class: "episode"}, h("h1", {}, `${ep.codename ?? ep.env_pk}: ${d.run.label}`), meta(d),
+      d.run.note ? h("p", {class: "note"}, d.run.note) : null,
       d.peers.length ? h("p", {class: "chips"}, "Compare with the same scenario in: ", d.peers.map(p => h("a", {href: compareHref({tag: d.run.tag, key: d.key}, p)}, p.label))) : null,
       h("h2", {}, "Rewards and selection probabilities"), h("div", {class: "plots"}, rewardChart(rewardTraces(ep)), heat),
       h("h2", {}, "Transcript"), transcript(ep),
@@ -189,6 +190,7 @@ const ALSO_VIEW = (() => {
     const n = Math.max(...E.map(ep => ep.turns.length));
     main.append(h("div", {class: "compare"}, h("h1", {}, `Compare: ${E[0].codename ?? E[0].env_pk}`),
       E[0].combo_pk !== E[1].combo_pk ? h("p", {class: "note"}, "These two episodes are of different scenarios.") : null,
+      [...new Set([x.run.note, y.run.note].filter(Boolean))].map(n => h("p", {class: "note"}, n)),
       h("table", {class: "compare"}, h("tr", {}, side(x, 0), side(y, 1))),
       h("div", {class: "plots"}, rewardChart([...rewardTraces(E[0], "A ", "solid"), ...rewardTraces(E[1], "B ", "dot")])),
       h("h2", {}, "Transcripts"),
