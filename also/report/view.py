@@ -117,7 +117,7 @@ def runs_table(results_dir:Path|str, # the results folder
         m, eps = cfg.get("models") or {}, runs.episodes[runs.episodes.tag == tag]
         fails = runs.failures[runs.failures.tag == tag] if len(runs.failures) else pd.DataFrame(columns=["episode_id"])
         r, led = (rec.loc[tag] if tag in rec.index else {}), ledger_totals(d/tag)
-        rows.append({"tag": tag, "method": run_label(cfg), "runner_method": cfg.get("method"), "optimize": cfg.get("optimize"),
+        rows.append({"tag": tag, "method": run_label(cfg), "optimize": cfg.get("optimize"),
                      "agent_p1": m.get("agent_p1"), "agent_p2": m.get("agent_p2"),
                      "judge": " / ".join(dict.fromkeys(str(m.get(k)) for k in ("turn_judge", "terminal_judge"))),   # one name when the same
                      "profile": cfg.get("profile"), "reproduce_profile": cfg.get("reproduce_profile"), "experiment": cfg.get("experiment"),
