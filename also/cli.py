@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "reproduce": ("also.report.reproduce:reproduce_cli", "run a named profile of experiments, then all tables and figures"),
     "report":    ("also.report.render:report_cli", "regenerate every table and figure from stored results"),
     "export":    ("also.report.results:export_cli", "write stored runs as tidy parquet tables (finals, turns, arms, ledger, episodes)"),
+    "view":      ("also.report.view:view_cli", "write a static site to browse stored runs: runs, episodes, transcripts, arm probabilities, comparisons"),
     "bench":     ("also.cli:bench_cli", "benchmarks: decision (bandit speed), llm (local model), concurrency (runner), scale (servers x workers)"),
     "synthetic": ("also.worlds.suite:synthetic_cli", "the synthetic bandit benchmark with ground truth (no LLM)"),
     "doctor":    ("also.run.doctor:doctor_cli", "check the installation: local model, embeddings, storage, configured models"),

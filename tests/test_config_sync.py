@@ -84,3 +84,10 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT/"README.md").read_text()
     assert "bash tools/test.sh" in readme and "bash tools/test.sh" in (ROOT/".ci/run").read_text()
     assert "bash tools/setup.sh" in readme
+
+
+def test_ci_installs_the_browser_of_the_explorer_test():
+    "tools/test.sh installs Debian's chromium for tests/test_view.py; Playwright drives it (locked), never a browser of its own."
+    sh = (ROOT/"tools/test.sh").read_text()
+    assert "apt-get install" in sh and "chromium" in sh and "playwright install" not in sh
+    assert "playwright" in _lock_check().locked() and "executable_path=CHROMIUM" in (ROOT/"tests/test_view.py").read_text()

@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 . .venv/bin/activate
+# tests/test_view.py opens the run explorer (`also view`) in headless Chromium: Debian's package, driven by Playwright
+# (locked in requirements.lock; Playwright's own browser download is never used). Installed once when missing and we are
+# root (apt-get update + install: ~80 s); already installed, this costs nothing. Without the binary that test is skipped.
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing chromium for the browser test (apt)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
 export PYTHONHASHSEED=0
 echo "== notebooks are clean (nbdev-clean leaves no diff; papermill tags survive)"
 nbdev-clean
