@@ -10,7 +10,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['DEFAULT_SETTINGS', 'DIMENSIONS', 'AlsoError', 'ConfigError', 'DataError', 'CommandFailed', 'find_settings',
-           'Settings', 'renamed_flag', 'derive_seed', 'package_file']
+           'Settings', 'progress_bar', 'renamed_flag', 'derive_seed', 'package_file']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
 class AlsoError(Exception):
@@ -30,7 +30,7 @@ DEFAULT_SETTINGS = {
     "paths": {"results": "results", "figures": "figures", "cache": ".also/cache",
               "sotopia_store": ".also/sotopia", "executed": "results/executed",
               "experiments": "nbs/experiments"},
-    "run": {"seed": "0", "kernel": "python3"},
+    "run": {"seed": "0", "kernel": "python3", "progress": "auto"},
     "models": {"agent": "local/smollm2-135m", "turn_judge": "local/smollm2-135m",
                "terminal_judge": "local/smollm2-135m", "optimizer": "local/smollm2-135m",
                "embedding": "local/all-minilm-l6-v2"},
@@ -88,6 +88,18 @@ class Settings:
         "A `[paths]` entry as an absolute path."
         p = Path(self.get("paths", key)).expanduser()
         return p if p.is_absolute() else self.root/p
+
+# %% ../nbs/00_core.ipynb #da317c8d
+def progress_bar(*args,                        # tqdm's positional arguments (an iterable, ...)
+                 enabled:bool=True,             # False: no bar (tqdm's `disable`)
+                 settings:Settings|None=None,   # default: Settings.load()
+                 **kw):                         # tqdm's keyword arguments (total, desc, unit, ...)
+    "A tqdm progress bar: widgets in Jupyter and text elsewhere (`[run] progress = auto`), or always text (`text`)."
+    mode = (settings or Settings.load()).get("run", "progress")
+    if mode == "auto": from tqdm.auto import tqdm
+    elif mode == "text": from tqdm.std import tqdm
+    else: raise ConfigError(f"[run] progress must be auto or text, got {mode!r}")
+    return tqdm(*args, disable=not enabled, **kw)
 
 # %% ../nbs/00_core.ipynb #7d48edcc
 def renamed_flag(parser, # an argparse.ArgumentParser

@@ -1,5 +1,5 @@
 "Guard against drift between pyproject.toml, requirements.lock, settings.ini, environment.yml, tools/ and the test command."
-import configparser, hashlib, importlib.util, re, sys, tomllib
+import configparser, hashlib, importlib.util, os, re, subprocess, sys, tomllib, zipfile
 from pathlib import Path
 import pytest
 import yaml
@@ -58,9 +58,59 @@ def test_setup_environment_is_exactly_the_lock():
     assert lc.differences(lc.locked(), lc.installed()) == []
 
 
+def test_lock_installs_anywhere():
+    "The lock names no wheel folder or index of one machine: torch's source is chosen at set-up (tools/lock_check.py torch)."
+    lines = (ROOT/"requirements.lock").read_text().splitlines()
+    assert not [l for l in lines if l.startswith("-")], [l for l in lines if l.startswith("-")]
+    lock_sh = (ROOT/"tools/lock.sh").read_text()
+    assert "--emit-find-links" not in lock_sh and "--torch-backend cpu" in lock_sh and "lock_check.py torch-source" in lock_sh
+
+
+def fake_wheel(folder, name):
+    "A minimal valid wheel file `name` (pip can read its metadata; it installs nothing of use)."
+    dist, version = name.split("-")[:2]
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder/name, "w") as z:
+        info = f"{dist}-{version}.dist-info"
+        z.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+        z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: " + "-".join(name[:-4].split("-")[2:]) + "\n")
+        z.writestr(f"{info}/RECORD", "")
+    return folder/name
+
+
+def test_torch_comes_from_a_local_folder_when_one_holds_it_else_from_pytorchs_cpu_index(tmp_path):
+    lc = _lock_check(); lock = lc.locked(); v = lock["torch"]; py = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    wheels, empty, other = tmp_path/"wheels", tmp_path/"empty", tmp_path/"other"
+    empty.mkdir(); fake_wheel(other, f"torch-2.14.1-{py}-{py}-manylinux_2_28_x86_64.whl")   # another version does not count
+    fake_wheel(wheels, f"torch-{v}-{py}-{py}-manylinux_2_28_x86_64.whl")
+    index = ["--index-url", "https://download.pytorch.org/whl/cpu"]
+    assert lc.torch_source(v, [str(empty), str(other), str(wheels)]) == ["--find-links", str(wheels)]
+    assert lc.torch_source(v, [f"file://{wheels}"]) == ["--find-links", str(wheels)]
+    assert lc.torch_source(v, [str(empty), str(other), str(tmp_path/"missing"), "https://example.org/wheels"]) == index
+    assert lc.torch_source(v, []) == index
+    assert lc.torch_source(v, [str(wheels)], python="cp312") == index                     # a wheel for another Python does not count
+    # what set-up runs: nothing when the locked torch is installed, else the pin from its source
+    assert lc.torch_install_args(lock, {"torch": v}, [str(wheels)]) == []
+    assert lc.torch_install_args(lock, {}, [str(wheels)]) == ["--find-links", str(wheels), f"torch=={v}"]
+    assert lc.torch_install_args(lock, {"torch": "2.13.0"}, []) == index + [f"torch=={v}"]   # PyPI's CUDA build is replaced
+    # the folders come from $ALSO_WHEELS and pip's own configuration ($PIP_FIND_LINKS here; pip.conf files the same way)
+    clean = {k: x for k, x in os.environ.items() if not k.startswith("PIP_") and k != "ALSO_WHEELS"} | {"PIP_CONFIG_FILE": os.devnull}
+    assert lc.pip_find_links(clean) == []
+    assert lc.pip_find_links(clean | {"PIP_FIND_LINKS": f"{empty} {wheels}", "ALSO_WHEELS": str(other)}) == [str(other), str(empty), str(wheels)]
+    # pip itself, given those arguments and no index at all, resolves the locked pin from the folder
+    args = lc.torch_install_args(lock, {}, lc.pip_find_links(clean | {"PIP_FIND_LINKS": str(wheels)}))
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps", "--no-index", *args],
+                       capture_output=True, text=True, env=clean)
+    assert r.returncode == 0 and f"Would install torch-{v}" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps", "--no-index",
+                        "--find-links", str(other), f"torch=={v}"], capture_output=True, text=True, env=clean)
+    assert r.returncode != 0                                                              # the other version is no match for the pin
+
+
 def test_setup_installs_from_the_lock():
     setup = (ROOT/"tools/setup.sh").read_text()
     assert "pip install -q --no-deps -r requirements.lock" in setup and "lock_check.py check" in setup
+    assert setup.index("lock_check.py torch)") < setup.index("-r requirements.lock")      # torch first, from its own source
     assert "-DGGML_NATIVE=OFF" in setup                                   # the portable llama.cpp build (no AMX)
     assert "--here" in setup and "bash tools/lock.sh" in (ROOT/"requirements.lock").read_text().split("\n", 3)[1]
 
@@ -91,3 +141,12 @@ def test_ci_installs_the_browser_of_the_explorer_test():
     sh = (ROOT/"tools/test.sh").read_text()
     assert "apt-get install" in sh and "chromium" in sh and "playwright install" not in sh
     assert "playwright" in _lock_check().locked() and "executable_path=CHROMIUM" in (ROOT/"tests/test_view.py").read_text()
+
+
+def test_no_build_artefacts_in_the_repository():
+    "Wheels, sdists and build folders stay out: none is tracked, and git ignores new ones."
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert not [f for f in tracked if f.endswith((".whl", ".tar.gz")) or f.split("/")[0] in ("build", "dist")]
+    probe = ["x-1.0-py3-none-any.whl", "x-1.0.tar.gz", "build/x.py", "dist/x-1.0.tar.gz"]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *probe], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert ignored == probe

@@ -208,12 +208,12 @@ def test_reproduce_stops_at_the_profile_budget_and_resumes(tmp_path):
     args = (str(prof), tmp_path / "results", tmp_path / "figs", tmp_path / "executed")
     with overrides_env({"llm": {**priced, "max_cost": "0.0001"}}):
         r = reproduce(*args, progress=False)
-    assert r["stopped"] == "budget" and r["report"] is None and r["experiments"] == {}
+    assert r["stopped"] == "budget" and r["parts"][0]["report"] is None and r["parts"][0]["experiments"] == {}
     res = tmp_path / "results"
     assert len(read_episodes(res / "tiny-main-original/episodes.jsonl")) == 2      # started under budget: finished
     s = json.loads((res / "tiny-main-exp3/summary.json").read_text())
     assert s["stopped"] == "budget" and s["stored"] == 0 and s["not_started"] == 2
     with overrides_env({"llm": {**priced, "max_cost": "1000"}}):                    # a higher budget continues
         r = reproduce(*args, only=["exp_main"], do_report=False, progress=False)
-    assert r["stopped"] is None and list(r["experiments"]) == ["exp_main"]
+    assert r["stopped"] is None and list(r["parts"][0]["experiments"]) == ["exp_main"]
     assert len(read_episodes(res / "tiny-main-exp3/episodes.jsonl")) == 2

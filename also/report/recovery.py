@@ -18,7 +18,7 @@ from ..worlds.planted import (STRENGTHS, planted_world, parse_planted, is_plante
 
 # %% auto #0
 __all__ = ['UNITS', 't95', 'mean_ci', 'run_plan', 'is_planted_run', 'run_truth', 'episode_scores', 'run_label', 'recovery_table',
-           'gains', 'cross_model_order']
+           'gains', 'cross_model_order', 'recovery_verdict']
 
 # %% ../../nbs/63_report.recovery.ipynb #3139edb8
 def t95(n:int) -> float:
@@ -156,3 +156,11 @@ def cross_model_order(table:pd.DataFrame) -> pd.DataFrame:
     out["planted_rank"] = out.groupby("method")["strength_offset"].rank(ascending=False, method="min")
     out["measured_rank"] = out.groupby("method")["mean"].rank(ascending=False, method="min")
     return out.sort_values(["method", "planted_rank"], ignore_index=True)
+
+# %% ../../nbs/63_report.recovery.ipynb #b5b2fc57
+def recovery_verdict(table:pd.DataFrame, # a `recovery_table`, or the planted_recovery.csv a report wrote
+                    ) -> dict:
+    "{'inside', 'of'}: how many rows with a planted truth have it inside their 95% CI, out of how many."
+    t = table["truth_in_ci"].dropna() if len(table) else pd.Series(dtype=bool)
+    if bad := set(t.map(str)) - {"True", "False"}: raise DataError(f"truth_in_ci must be True, False or empty; got {sorted(bad)}")
+    return {"inside": int((t.map(str) == "True").sum()), "of": len(t)}

@@ -16,8 +16,8 @@ from .metrics import Runs, load_episodes, run_tags
 __all__ = ['PROVENANCE_COLUMNS', 'REPORTED_EXPERIMENTS', 'REPORT_NOTEBOOKS', 'results_path', 'out_path', 'open_runs',
            'short_model', 'provenance', 'provenance_columns', 'run_table', 'guess_experiments', 'experiment_tags',
            'common_episodes', 'fake_results', 'setup_style', 'stamp', 'save_fig', 'latex_caption', 'save_latex',
-           'with_provenance', 'save_table', 'note_axes', 'experiments_dir', 'run_notebook', 'select_tags', 'report',
-           'report_cli']
+           'with_provenance', 'save_table', 'note_axes', 'experiments_dir', 'quiet_kernel', 'run_notebook',
+           'select_tags', 'report', 'report_cli']
 
 # %% ../../nbs/62_report.render.ipynb #15db45cf
 def results_path(results_dir:Path|str|None=None) -> Path:
@@ -268,12 +268,16 @@ def experiments_dir(settings:Settings|None=None) -> Path:
     return (settings or Settings.load()).path("experiments")
 
 # %% ../../nbs/62_report.render.ipynb #4f39ff35
+def quiet_kernel() -> dict:
+    "papermill's options for a kernel that prints no log of its own on the console (ipykernel's log at CRITICAL)."
+    return {"extra_arguments": ["--IPKernelApp.log_level=CRITICAL"]}
+
 def run_notebook(name:str,                       # notebook name without .ipynb, e.g. "tab_main"
                  params:dict|None=None,           # papermill parameters
                  executed_dir:Path|str|None=None, # where the executed copy goes (default [paths] executed)
                  nb_dir:Path|str|None=None,       # folder holding the notebook (default [paths] experiments)
                  kernel_name:str|None=None,       # Jupyter kernel (default: settings [run] kernel)
-                 log_output:bool=False,           # stream the notebook's output to the logger
+                 stream:bool=False,               # stream what the notebook prints (text progress bars too) to stdout/stderr
                  timeout:float|None=600,          # seconds per cell
                 ) -> Path:                        # the executed notebook
     "Execute `<nb_dir>/<name>.ipynb` with papermill (cwd = its folder); a failure is an `AlsoError` naming the executed copy."
@@ -286,8 +290,12 @@ def run_notebook(name:str,                       # notebook name without .ipynb,
     if not src.is_file(): raise ConfigError(f"no notebook {src}")
     dest_dir.mkdir(parents=True, exist_ok=True); dest = dest_dir/f"{name}.ipynb"
     p = {k: (str(v) if isinstance(v, Path) else v) for k, v in (params or {}).items()}
-    try: pm.execute_notebook(str(src), str(dest), parameters=p, kernel_name=kernel_name or s.get("run", "kernel"), cwd=str(src.parent),
-                             progress_bar=False, log_output=log_output, execution_timeout=timeout)
+    from also.run.command import overrides_env
+    try:
+        with overrides_env({"run": {"progress": "text"}} if stream else {}):   # the kernel inherits it: text bars on a console
+            pm.execute_notebook(str(src), str(dest), parameters=p, kernel_name=kernel_name or s.get("run", "kernel"), cwd=str(src.parent),
+                                progress_bar=False, execution_timeout=timeout, stdout_file=sys.stdout if stream else None,
+                                stderr_file=sys.stderr if stream else None, **quiet_kernel())
     except pm.PapermillExecutionError as e:
         raise AlsoError(f"notebook {name} failed ({e.ename}: {e.evalue}); see {dest}") from None
     return dest

@@ -15,18 +15,20 @@ from ..run.batch import RunConfig, run, read_episodes, scale_options
 from ..run.command import add_scale_flags, scale_overrides, apply_overrides, overrides_env
 from ..run.budget import profile_usd
 from .render import run_notebook, report, select_tags, results_path, out_path, experiments_dir
+from .recovery import recovery_verdict
 
 # %% auto #0
-__all__ = ['EXPERIMENTS', 'ABLATIONS', 'profiles_dir', 'load_profile', 'default_profile', 'episode_models', 'make_run',
-           'main_runs', 'ablation_runs', 'bilateral_runs', 'control_runs', 'cross_model_runs', 'generalization_split',
-           'run_generalization', 'pm_parameters', 'reproduce', 'reproduce_cli']
+__all__ = ['EXPERIMENTS', 'NO_MODEL_PROFILES', 'ABLATIONS', 'profiles_dir', 'load_profile', 'default_profiles', 'episode_models',
+           'make_run', 'main_runs', 'ablation_runs', 'bilateral_runs', 'control_runs', 'cross_model_runs',
+           'generalization_split', 'run_generalization', 'pm_parameters', 'profile_verdict', 'explorer', 'run_profile',
+           'reproduce', 'summary_lines', 'reproduce_cli']
 
 # %% ../../nbs/64_report.reproduce.ipynb #ac0b2588
 EXPERIMENTS = ("exp_main", "exp_ablation", "exp_bilateral", "exp_cross_model", "exp_generalization", "exp_beyond", "exp_control")
 
 def profiles_dir() -> Path: return Path(str(resources.files("also") / "data" / "profiles"))
 
-def load_profile(name:str, # a shipped profile name (smoke, paper, ci, planted) or a path to a YAML file
+def load_profile(name:str, # a shipped profile name (planted, smoke, paper, ci, planted-full) or a path to a YAML file
                 ) -> dict:
     "A validated profile: {'name', 'description', 'models', 'experiments': {notebook: params}}."
     import yaml
@@ -42,10 +44,13 @@ def load_profile(name:str, # a shipped profile name (smoke, paper, ci, planted) 
     return {"name": p.stem, "description": d.get("description", ""), "models": d.get("models") or {},
             "experiments": {k: dict(v or {}) for k, v in exps.items()}}
 
-def default_profile(settings:Settings|None=None) -> str:
-    "`smoke` when the configured agent or judges are the embedded model, else `paper`."
+NO_MODEL_PROFILES = ("planted", "smoke")   # without a real model: the known-answer world, then the embedded model's pipeline check
+
+def default_profiles(settings:Settings|None=None) -> tuple[str, ...]:
+    "`planted` then `smoke` when the configured agent or a judge is the embedded model (no real model), else `paper`."
     s = settings or Settings.load()
-    return "smoke" if any(s.get("models", r).startswith("local/") for r in ("agent", "turn_judge", "terminal_judge")) else "paper"
+    embedded = any(s.get("models", r).startswith("local/") for r in ("agent", "turn_judge", "terminal_judge"))
+    return NO_MODEL_PROFILES if embedded else ("paper",)
 
 # %% ../../nbs/64_report.reproduce.ipynb #af3db9ea
 def episode_models(models:dict|None) -> dict:
@@ -124,64 +129,101 @@ def run_generalization(profile, n_train=7, n_test=7, results_dir=None, progress=
     return out
 
 # %% ../../nbs/64_report.reproduce.ipynb #5346bf61
-def _show_notebook_output():
-    "papermill streams a notebook's output (progress bars included) to its logger: show it on stderr."
-    import logging, sys
-    lg = logging.getLogger("papermill")
-    if not any(getattr(h, "_also", False) for h in lg.handlers):
-        h = logging.StreamHandler(sys.stderr); h.setFormatter(logging.Formatter("%(message)s")); h._also = True
-        lg.addHandler(h); lg.setLevel(logging.INFO); lg.propagate = False
-
 def pm_parameters(nb:Path) -> dict:
     "The papermill parameters a notebook declares."
     import papermill as pm
     return pm.inspect_notebook(str(nb))
 
-def reproduce(profile:str|None=None,            # profile name or YAML path (None: default_profile())
-              results_dir:Path|str|None=None,   # results folder (default: settings)
-              out_dir:Path|str|None=None,       # figures folder (default: settings)
-              executed_dir:Path|str|None=None,  # executed notebooks (default: settings)
-              only:list|None=None,              # experiment notebooks to run (default: the profile's)
-              do_report:bool=True,              # then regenerate every table and figure
-              progress:bool=True,
-              seed:int|None=None,               # run seed of the experiments that take one (default: settings [run] seed)
-             ) -> dict:
-    "Run a profile's experiment notebooks (papermill), then the report notebooks; returns what ran."
-    prof = load_profile(profile or default_profile())
-    if progress: _show_notebook_output()
-    res, out = results_path(results_dir).resolve(), out_path(out_dir).resolve()
+def profile_verdict(results_dir:Path, out_dir:Path, profile:str) -> dict|None:
+    "{'inside', 'of', 'table'} of a profile's planted-world runs, from the recovery table its report wrote (None: none)."
+    import pandas as pd
+    f = Path(out_dir)/"planted_recovery.csv"
+    try: t = pd.read_csv(f)
+    except (FileNotFoundError, pd.errors.EmptyDataError): return None
+    if "tag" not in t or not len(t := t[t.tag.isin(select_tags(results_dir, None, profile))]): return None
+    return {**recovery_verdict(t), "table": str(f)}
+
+def explorer(results_dir:Path, out_dir:Path) -> Path:
+    "The run explorer (`also view`) of every stored run, written to `<out_dir>/explorer`; its index.html."
+    from also.report.view import write_site
+    return Path(write_site(results_dir, Path(out_dir)/"explorer"))
+
+def run_profile(prof:dict, res:Path, out:Path, executed_dir:Path, only:list|None, do_report:bool, progress:bool, seed:int) -> dict:
+    "One loaded profile: its experiment notebooks, then the report notebooks on its runs (`reproduce`'s step)."
     todo = {k: v for k, v in prof["experiments"].items() if not only or k in only}
-    seed = Settings.load().int("run", "seed") if seed is None else int(seed)
-    done = {}
+    done, pname = {}, prof["name"]
     max_cost = scale_options(Settings.load())[0]            # --max-cost reaches here (and the kernels) as ALSO_LLM_MAX_COST
     for i, (name, params) in enumerate(todo.items(), 1):
-        print(f"[{i}/{len(todo)}] {name} ({prof['name']})", flush=True)
+        print(f"[{pname} {i}/{len(todo)}] {name}", flush=True)
         t0 = time.time()
         takes_seed = "seed" in pm_parameters(experiments_dir()/f"{name}.ipynb")
-        try: run_notebook(name, {**({"seed": seed} if takes_seed else {}), **params, "profile": prof["name"], "models": prof["models"],
+        try: run_notebook(name, {**({"seed": seed} if takes_seed else {}), **params, "profile": pname, "models": prof["models"],
                                  "results_dir": str(res), "out_dir": str(out), "progress": progress}, executed_dir, timeout=None,
-                          log_output=progress)
+                          stream=progress)
         except AlsoError:
-            if max_cost is None or (spent := profile_usd(res, prof["name"])) < max_cost: raise
-            print(f"also reproduce ({prof['name']}): budget of ${max_cost:g} reached (${spent:.4f} spent) in {name}; "
+            if max_cost is None or (spent := profile_usd(res, pname)) < max_cost: raise
+            print(f"also reproduce ({pname}): budget of ${max_cost:g} reached (${spent:.4f} spent) in {name}; "
                   f"{len(todo) - i} more experiment notebook(s) and the report not run; re-run with a higher --max-cost "
                   "to continue", file=sys.stderr)
-            return {"profile": prof["name"], "experiments": done, "report": None, "stopped": "budget", "spent_usd": round(spent, 6)}
+            return {"profile": pname, "description": prof["description"], "experiments": done, "report": None, "out": str(out),
+                    "verdict": None, "stopped": "budget", "spent_usd": round(spent, 6)}
         done[name] = round(time.time() - t0, 1)
-    rep = None
+    rep = verdict = None
     if do_report:
-        print("report: tables and figures", flush=True)
-        rep = report(res, select_tags(res, None, prof["name"]), out, executed_dir=executed_dir)
+        print(f"[{pname}] report: tables and figures", flush=True)
+        rep = report(res, select_tags(res, None, pname), out, executed_dir=executed_dir)
         if failed := [n for n, v in rep.items() if v["error"]]: raise AlsoError(f"report notebook(s) failed: {failed}: "
                                                                                  + "; ".join(rep[n]["error"] for n in failed))
-    return {"profile": prof["name"], "experiments": done, "report": rep, "stopped": None}
+        verdict = profile_verdict(res, out, pname)
+    return {"profile": pname, "description": prof["description"], "experiments": done, "report": rep, "out": str(out),
+            "verdict": verdict, "stopped": None}
 
+def reproduce(profile:str|None=None,            # profile name or YAML path (None: default_profiles(), one after the other)
+              results_dir:Path|str|None=None,   # results folder (default: settings)
+              out_dir:Path|str|None=None,       # figures folder (default: settings); a further profile's go to <out_dir>/<name>
+              executed_dir:Path|str|None=None,  # executed notebooks (default: settings); likewise
+              only:list|None=None,              # experiment notebooks to run (default: the profile's)
+              do_report:bool=True,              # then regenerate every table and figure
+              progress:bool=True,               # show the notebooks' progress bars and output
+              seed:int|None=None,               # run seed of the experiments that take one (default: settings [run] seed)
+             ) -> dict:
+    "Run the profile(s): experiment notebooks (papermill), then report notebooks; {'parts', 'figures', 'explorer', 'stopped'}."
+    profs = [load_profile(n) for n in ([profile] if profile else default_profiles())]     # every profile checked before any runs
+    res, out = results_path(results_dir).resolve(), out_path(out_dir).resolve()
+    ex = Path(executed_dir).resolve() if executed_dir else Settings.load().path("executed")
+    seed = Settings.load().int("run", "seed") if seed is None else int(seed)
+    parts = []
+    for i, prof in enumerate(profs):
+        here = lambda d: d if i == 0 else d/prof["name"]     # a further profile's figures and executed notebooks: a subfolder
+        parts.append(run_profile(prof, res, out_path(here(out)), here(ex), only, do_report, progress, seed))
+        if parts[-1]["stopped"]: break
+    stopped = parts[-1]["stopped"]
+    site = explorer(res, out) if do_report and not stopped else None
+    return {"parts": parts, "figures": str(out), "explorer": str(site) if site else None, "stopped": stopped}
+
+# %% ../../nbs/64_report.reproduce.ipynb #185c4c97
+def _duration(s:float) -> str: return f"{int(s // 60)} min {int(s % 60)} s" if s >= 60 else f"{s:.0f} s"
+
+def summary_lines(r:dict,         # what `reproduce` returned
+                  seconds:float,  # its wall time
+                 ) -> list[str]:
+    "What `also reproduce` made and where."
+    out = [f"also reproduce: {' + '.join(p['profile'] for p in r['parts'])} done in {_duration(seconds)}"]
+    for p in r["parts"]:
+        if v := p["verdict"]:
+            out.append(f"  {p['profile']}: {v['inside']} of {v['of']} planted truths inside their 95% CIs (recovery table: {v['table']})")
+        about = p["description"].split(":")[0]
+        out.append(f"  {p['profile']}: {len(p['experiments'])} experiment notebook(s); figures in {p['out']}" + (f" ({about})" if about else ""))
+    if r["explorer"]: out.append(f"  explorer: {r['explorer']}")
+    return out
+
+# %% ../../nbs/64_report.reproduce.ipynb #1ba9f2c5
 def reproduce_cli(argv:list|None=None) -> dict:
     "`also reproduce [--profile NAME]`."
     p = argparse.ArgumentParser(prog="also reproduce", description="Run a profile of experiments, then every table and figure.")
     p.add_argument("--profile", "--experiment-profile", dest="profile", metavar="NAME",
-                   help="experiment profile: smoke, paper, ci, planted or a YAML path (default: smoke with the embedded model, "
-                        "paper otherwise); `also run --execution-profile` is the other kind of profile")
+                   help="experiment profile: planted, smoke, paper, ci, planted-full or a YAML path (default: planted, then smoke, "
+                        "with the embedded model; paper with real models); `also run --execution-profile` is the other kind of profile")
     p.add_argument("--seed", type=int, help="run seed (default: settings.ini [run] seed; a profile's own seed wins)")
     p.add_argument("--results", help="results folder (default: [paths] results)")
     p.add_argument("--out", help="figures folder (default: [paths] figures)")
@@ -196,6 +238,5 @@ def reproduce_cli(argv:list|None=None) -> dict:
     with overrides_env(over):                               # the papermill kernels read them as ALSO_* variables
         r = reproduce(a.profile, a.results, a.out, a.executed, a.only, not a.no_report, not a.no_progress, a.seed)
     if r["stopped"]: return r
-    print(f"also reproduce ({r['profile']}): {len(r['experiments'])} experiment notebook(s) in {time.time() - t0:.0f}s; "
-          f"figures in {out_path(a.out)}")
+    print("\n".join(summary_lines(r, time.time() - t0)), flush=True)
     return r

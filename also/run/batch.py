@@ -8,7 +8,7 @@ import asyncio, json, os, sys, time, warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np
-from ..core import AlsoError, ConfigError, DataError, Settings, derive_seed
+from ..core import AlsoError, ConfigError, DataError, Settings, derive_seed, progress_bar
 from ..sotopia.data import load_data, split_combos, install_into_sotopia, SPLITS
 from ..sotopia.agents import EpisodeConfig, MODEL_KEYS
 from ..sotopia.episode import run_episode
@@ -160,8 +160,7 @@ def prepare_run_dir(run:RunConfig, results_dir:Path, models:dict) -> Path:
 
 # %% ../../nbs/54_run.batch.ipynb #f090c805
 def _progress(total:int, desc:str, unit:str, enabled:bool, position:int=0):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, position=position, leave=True, dynamic_ncols=True)
+    return progress_bar(total=total, desc=desc, unit=unit, enabled=enabled, position=position, leave=True, dynamic_ncols=True)
 
 def _safe(eid:str) -> str: return eid.replace("#", "_")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
-from ..core import ConfigError, Settings, derive_seed
+from ..core import ConfigError, Settings, derive_seed, progress_bar
 from .synthetic import PRESETS, SyntheticConfig, SyntheticEnv, preset_config
 
 # %% auto #0
@@ -151,7 +151,6 @@ def run_synthetic(methods=DEFAULT_METHODS,          # method names (see check_me
                   presets:list|str|dict|None=None,  # preset name(s), or {label: SyntheticConfig}, to run instead of `config`
                  ) -> pd.DataFrame:                 # tidy rows of all runs (TIDY_COLUMNS)
     "Run `methods` x `seeds` on the synthetic benchmark (one world, or several presets)."
-    from tqdm.auto import tqdm
     from also.bandits.base import get_profile
     ms, ss = check_methods(methods), _seed_list(seeds)
     prof = get_profile(profile)
@@ -160,7 +159,7 @@ def run_synthetic(methods=DEFAULT_METHODS,          # method names (see check_me
     else: worlds = [(n, preset_config(n)) for n in ([presets] if isinstance(presets, str) else list(presets or []))]
     worlds = worlds or [("custom", config or SyntheticConfig())]
     tasks = [(m, s, cfg, prof, (options or {}).get(m), w) for w, cfg in worlds for m in ms for s in ss]
-    bar = tqdm(total=len(tasks), desc="synthetic runs", unit="run", disable=not progress)
+    bar = progress_bar(total=len(tasks), desc="synthetic runs", unit="run", enabled=progress)
     out, secs = [], {}
     if int(jobs) == 1:
         for t in tasks: df, secs[(t[5], t[0], t[1])] = _run_job(t); out.append(df); bar.update()
