@@ -11,8 +11,9 @@ import numpy as np
 from ..core import ConfigError
 
 # %% auto #0
-__all__ = ['BANDITS', 'PROFILE_OPTIONS', 'PROFILES', 'check_positive', 'check_in', 'Bandit', 'nonfinite', 'save_bandit',
-           'load_bandit', 'bandit_class', 'profile_options', 'make_bandit', 'Profile', 'get_profile', 'run_bandit']
+__all__ = ['BANDITS', 'PROFILE_OPTIONS', 'PROFILES', 'check_positive', 'check_in', 'egreedy_probs', 'Bandit', 'nonfinite',
+           'save_bandit', 'load_bandit', 'bandit_class', 'profile_options', 'make_bandit', 'Profile', 'get_profile',
+           'run_bandit']
 
 # %% ../../nbs/12_bandits.base.ipynb #0c2be50e
 def check_positive(name:str, v) -> float:
@@ -30,6 +31,16 @@ def check_in(name:str, v, lo:float, hi:float, lo_open=True, hi_open=False) -> fl
     if not ok:
         raise ConfigError(f"{name} must be in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}, got {v!r}")
     return f
+
+def egreedy_probs(x:np.ndarray,    # (K,) values to maximise (scores, predictions)
+                  eps:float,       # exploration rate in [0, 1]
+                  tol:float=1e-12, # values within tol of the maximum tie
+                 ) -> np.ndarray:  # (K,) distribution
+    "ε-greedy: (1-ε) shared equally by the arms tied at the maximum (ties broken at random, not to the lowest index), ε/K each."
+    x = np.asarray(x, dtype=float)
+    best = np.flatnonzero(x >= x.max() - tol)
+    p = np.full(len(x), eps / len(x)); p[best] += (1 - eps) / len(best)
+    return p
 
 # %% ../../nbs/12_bandits.base.ipynb #c77fe61b
 class Bandit:

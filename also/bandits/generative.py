@@ -8,7 +8,7 @@ import asyncio, re
 from typing import Awaitable, Callable
 import numpy as np
 from ..core import ConfigError
-from .base import Bandit, check_in, check_positive
+from .base import Bandit, check_in, check_positive, egreedy_probs
 
 # %% auto #0
 __all__ = ['Propose', 'RETRY_PROMPT', 'TASK', 'RULES', 'norm_text', 'extract_block', 'check_strategy', 'ask', 'ask_all',
@@ -199,9 +199,7 @@ def _gprobs(self:GenerativeBandit, context=None) -> np.ndarray:
     s, K = self.scores(), self.n_arms
     fresh = self.untested() if self.test_new else []
     if fresh: p = np.zeros(K); p[fresh] = 1.0 / len(fresh); return p
-    if self.selection == "egreedy":
-        best = np.flatnonzero(s >= s.max() - 1e-12)
-        p = np.full(K, self.eps / K); p[best] += (1 - self.eps) / len(best); return p
+    if self.selection == "egreedy": return egreedy_probs(s, self.eps)
     if self.selection == "softmax":
         z = np.exp((s - s.max()) / self.temp); return z / z.sum()
     w = np.clip(s, 1e-6, None); return w / w.sum()
@@ -212,9 +210,7 @@ def _gforce(self:GenerativeBandit, arm:int) -> int:
     self.pending = Bandit.force(self, arm); return self.pending
 
 def _gupdate(self:GenerativeBandit, arm:int, reward:float, context=None) -> None:
-    a = self.check_arm(arm); self.check_context(context)
-    r = float(reward)
-    if not np.isfinite(r): raise ConfigError(f"reward must be finite, got {reward!r}")
+    a, r = self.check_arm(arm), self.check_reward(reward); self.check_context(context)
     self.ema[a] = r if self.count[a] == 0 else (1 - self.alpha) * self.ema[a] + self.alpha * r
     self.count[a] += 1
     if self.pending == a: self.pending = None
