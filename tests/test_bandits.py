@@ -171,7 +171,7 @@ def test_profiles_choose_bandit_options():
     assert make_bandit("also", 5, arm_features=F, profile="reference", surrogate_mode="step").scfg.mode == "step"
     assert make_bandit("also_egreedy", 5, arm_features=F, profile="reference").egreedy
     n = make_bandit("neural_ucb", 5, arm_features=F, profile="reference")
-    assert (n.persist_U, n.standardize) == (False, False)
+    assert (n.persist_U, n.standardize, n.fresh_init, n.center) == (False, False, True, False)
     e = make_bandit("exp3", 13, profile="reference")
     assert (e.eta, e.gamma) == (5.0, 0.139)
     assert make_bandit("linucb", 5, arm_features=F, profile="reference").options == make_bandit("linucb", 5, arm_features=F).options

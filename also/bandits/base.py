@@ -280,7 +280,7 @@ PROFILE_OPTIONS = {
     "reference": {
         "also": dict(score_timing="after", surrogate_mode="retrain", basis="full", optimizer="adam",
                      egreedy_on="predictions", no_surrogate="iw"),
-        "neuralucb": dict(persist_U=False, standardize=False),
+        "neuralucb": dict(persist_U=False, standardize=False, fresh_init=True, center=False),
         "exp3": dict(eta=5.0, gamma=0.139),
         "opro": dict(every=5, init_score=0.5),
         "evoprompt": dict(every=5, init_score=0.5),

@@ -82,21 +82,24 @@ class NeuralUCBBandit(Bandit):
                  use_context:bool=False,     # input [arm ; context] instead of the arm alone (INSTINCT: False)
                  persist_U:bool=True,        # keep the design matrix Z across retrains (False = reference bug: reset, σ = √ν‖g‖)
                  standardize:bool=True,      # z-score every input coordinate (False = reference: raw embeddings)
-                 ref_dim:int=64):            # standardised inputs of D > ref_dim dims are scaled to the norm of ref_dim dims
+                 ref_dim:int=64,             # standardised inputs of D > ref_dim dims are scaled to the norm of ref_dim dims
+                 fresh_init:bool=False,      # True = reference: every retrain starts from new random weights (False: one θ0)
+                 center:bool=True):          # fit rewards minus their mean, the mean added to the output bias (False = reference)
         super().__init__(n_arms, seed, arm_features, context_dim)
         if arm_features is None: raise ConfigError("NeuralUCB needs arm_features (K, d)")
         self.lam, self.nu, self.lr = check_positive("lam", lam), check_positive("nu", nu), check_positive("lr", lr)
         self.hidden, self.epochs = int(check_positive("hidden", hidden)), int(check_positive("epochs", epochs))
         self.ref_dim = int(check_positive("ref_dim", ref_dim))
         self.use_context, self.persist_U, self.standardize = bool(use_context), bool(persist_U), bool(standardize)
+        self.fresh_init, self.center = bool(fresh_init), bool(center)
         self.options = dict(lam=self.lam, nu=self.nu, hidden=self.hidden, epochs=self.epochs, lr=self.lr,
                             use_context=self.use_context, persist_U=self.persist_U, standardize=self.standardize,
-                            ref_dim=self.ref_dim)
+                            ref_dim=self.ref_dim, fresh_init=self.fresh_init, center=self.center)
         self._init = self._basis_cache = None   # caches of θ0 (a function of seed and D) and of the input basis
         self._reset()
 
     def _reset(self):
-        self.rec_x, self.rec_r, self._pending, self.last_fit = [], [], None, {}
+        self.rec_x, self.rec_r, self.calls, self._pending, self.last_fit = [], [], 0, None, {}
         self.played = ([], [], [])    # (δ, a, x) of every selected arm's gradient, for Z
 
 # %% ../../nbs/12d_bandits.neuralucb.ipynb #4fde7ca0
@@ -117,21 +120,22 @@ def _standardizer(self:NeuralUCBBandit, X:np.ndarray, R:np.ndarray):
     return lambda A: (A - mean) / sd
 
 def _theta0(self:NeuralUCBBandit, D:int) -> list:
-    "θ0 = [W1, b1, w2, b2]: PyTorch's default initialisation for fan-in min(D, ref_dim) (standardised) or D, from (seed, D)."
-    if self._init is None or self._init[0] != D:
+    "θ0 = [W1, b1, w2, b2]: PyTorch's default initialisation for fan-in min(D, ref_dim) (standardised) or D, from (seed, D) (fresh_init: (seed, fit number))."
+    key = (D, self.calls if self.fresh_init else None)
+    if self._init is None or self._init[0] != key:
         fan, H = (min(D, self.ref_dim) if self.standardize else D), self.hidden
-        g = np.random.default_rng(derive_seed(self.seed, "neuralucb", D))
+        g = np.random.default_rng(derive_seed(self.seed, "neuralucb", self.calls) if self.fresh_init else derive_seed(self.seed, "neuralucb", "theta0", D))
         bd, bh = 1 / math.sqrt(fan), 1 / math.sqrt(H)
-        self._init = (D, [g.uniform(-bd, bd, (H, D)), g.uniform(-bd, bd, H), g.uniform(-bh, bh, H), g.uniform(-bh, bh, 1)])
+        self._init = (key, [g.uniform(-bd, bd, (H, D)), g.uniform(-bd, bd, H), g.uniform(-bh, bh, H), g.uniform(-bh, bh, 1)])
     return self._init[1]
 
 def _basis(self:NeuralUCBBandit, rows:np.ndarray) -> tuple:
     "(Q, W1 Q): an orthonormal basis of the distinct input rows and θ0's first layer in it (cached: without context the rows repeat)."
     rows = np.stack(list({r.tobytes(): r for r in rows}.values()))
-    key = (rows.shape, hash(rows.tobytes()))
+    key = (rows.shape, hash(rows.tobytes()), self._init[0])
     if self._basis_cache is None or self._basis_cache[0] != key:
         Q = extend_basis(None, rows)
-        self._basis_cache = (key, Q, self._theta0(rows.shape[1])[0] @ Q)
+        self._basis_cache = (key, Q, self._init[1][0] @ Q)
     return self._basis_cache[1:]
 
 def _fit(self:NeuralUCBBandit, context):
@@ -143,10 +147,13 @@ def _fit(self:NeuralUCBBandit, context):
     if self.played[2] and len(self.played[2][0]) != D: self.played = ([], [], [])     # the input size changed
     R = np.array([x if len(x) == D else np.pad(x, (0, D - len(x))) for x in self.rec_x]).reshape(-1, D)
     z = self._standardizer(X, R); X, R = z(X), z(R)
+    W1, b1, w2, b2 = self._theta0(D); self.calls += 1
     Q, W1Q = self._basis(np.vstack([X, R]))
-    W1, b1, w2, b2 = self._theta0(D)
     p = [W1Q.copy(), b1, w2, b2]
-    if len(self.rec_r): p, self.last_fit = nucb_fit(R @ Q, np.asarray(self.rec_r), p, self.lr, self.lam / len(self.rec_r), self.epochs)
+    if len(self.rec_r):
+        y = np.asarray(self.rec_r); m = y.mean() if self.center else 0.0
+        p, self.last_fit = nucb_fit(R @ Q, y - m, p, self.lr, self.lam / len(y), self.epochs)
+        p[3] = p[3] + m                                                   # the mean goes back into b2
     W1q, b1, w2, b2 = p
     with np.errstate(all="ignore"):
         h = (X @ Q) @ W1q.T + b1; act = np.maximum(h, 0); mu = act @ w2 + b2[0]
@@ -180,11 +187,11 @@ def _update(self:NeuralUCBBandit, arm:int, reward:float, context=None) -> None:
     self._pending, self.last_probs = None, None
 
 def _state(self:NeuralUCBBandit) -> dict:
-    return {"rec_x": [x for x in self.rec_x], "rec_r": list(self.rec_r),
+    return {"rec_x": [x for x in self.rec_x], "rec_r": list(self.rec_r), "calls": self.calls,
             "played": {k: np.stack(v) if v else np.zeros((0, 0)) for k, v in zip(("delta", "act", "x"), self.played)}}
 
 def _load(self:NeuralUCBBandit, s:dict):
-    self.rec_x = [np.asarray(x, float) for x in s["rec_x"]]; self.rec_r = [float(r) for r in s["rec_r"]]
+    self.rec_x = [np.asarray(x, float) for x in s["rec_x"]]; self.rec_r = [float(r) for r in s["rec_r"]]; self.calls = int(s["calls"])
     self.played = tuple([np.asarray(row, float) for row in s["played"][k]] for k in ("delta", "act", "x"))
     self._pending = None
 
