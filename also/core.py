@@ -35,7 +35,7 @@ DEFAULT_SETTINGS = {
                "terminal_judge": "local/smollm2-135m", "optimizer": "local/smollm2-135m",
                "embedding": "local/all-minilm-l6-v2"},
     "llm": {"timeout": "120", "retries": "3", "backoff": "1", "max_backoff": "60", "concurrency": "64",
-            "rpm": "", "tpm": "", "models": "{}", "max_cost": ""},      # read by also.llm.limits.LLMLimits and also.run.batch
+            "rpm": "", "tpm": "", "models": "{}", "max_cost": "", "unpriced_free": ""},      # read by also.llm.limits.LLMLimits and also.run.batch
     "scale": {"workers": "1", "ray": ""},                                # read by also.run.batch (worker processes, Ray)
 }
 

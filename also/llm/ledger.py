@@ -60,12 +60,14 @@ class Ledger:
         if self.path and recs:
             with self.path.open("a") as f: f.write("".join(json.dumps(r, default=str) + "\n" for r in recs))
 
-    def attach(self, path:str|Path) -> Ledger:
+    def attach(self, path:str|Path, # the JSONL file
+               records:list|None=None, # the records held so far to write to it now (default: all)
+              ) -> Ledger:
         "Append to `path` from now on: its torn last line cut off (a killed writer's), the records held so far written to it."
         path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             read_jsonl(path, repair=True)
-            self.path = path; self._write(self.records)
+            self.path = path; self._write(self.records if records is None else records)
         return self
 
     def add(self, lease:str|None=None, # the admission this record settles (passed on to the sink)

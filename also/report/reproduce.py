@@ -4,7 +4,7 @@
 
 # %% ../../nbs/64_report.reproduce.ipynb #5a4b5eca
 from __future__ import annotations
-import argparse, sys, time
+import argparse, time
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -13,7 +13,7 @@ from ..sotopia.data import load_data, split_combos
 from ..sotopia.agents import EpisodeConfig
 from ..run.batch import RunConfig, run, read_episodes, scale_options
 from ..run.command import add_scale_flags, scale_overrides, apply_overrides, overrides_env
-from ..run.budget import profile_usd
+from ..run.budget import BudgetReached, profile_usd
 from .render import run_notebook, report, select_tags, results_path, out_path, experiments_dir
 
 # %% auto #0
@@ -161,12 +161,12 @@ def reproduce(profile:str|None=None,            # profile name or YAML path (Non
         try: run_notebook(name, {**({"seed": seed} if takes_seed else {}), **params, "profile": prof["name"], "models": prof["models"],
                                  "results_dir": str(res), "out_dir": str(out), "progress": progress}, executed_dir, timeout=None,
                           log_output=progress)
-        except AlsoError:
-            if max_cost is None or (spent := profile_usd(res, prof["name"])) < max_cost: raise
-            print(f"also reproduce ({prof['name']}): budget of ${max_cost:g} reached (${spent:.4f} spent) in {name}; "
-                  f"{len(todo) - i} more experiment notebook(s) and the report not run; re-run with a higher --max-cost "
-                  "to continue", file=sys.stderr)
-            return {"profile": prof["name"], "experiments": done, "report": None, "stopped": "budget", "spent_usd": round(spent, 6)}
+        except AlsoError as e:                               # a run of the notebook raised BudgetReached: its budget stopped it
+            if max_cost is None or "BudgetReached" not in str(e): raise
+            spent = profile_usd(res, prof["name"])
+            return {"profile": prof["name"], "experiments": done, "report": None, "stopped": "budget", "spent_usd": round(spent, 6),
+                    "why": f"budget of ${max_cost:g} reached (${spent:.4f} spent) in {name}; {len(todo) - i} more experiment "
+                           "notebook(s) and the report not run; re-run with a higher --max-cost to continue"}
         done[name] = round(time.time() - t0, 1)
     rep = None
     if do_report:
@@ -195,7 +195,7 @@ def reproduce_cli(argv:list|None=None) -> dict:
     apply_overrides(Settings.load(), over)                  # checked now, before any notebook starts
     with overrides_env(over):                               # the papermill kernels read them as ALSO_* variables
         r = reproduce(a.profile, a.results, a.out, a.executed, a.only, not a.no_report, not a.no_progress, a.seed)
-    if r["stopped"]: return r
+    if r["stopped"]: raise BudgetReached(r["why"])          # exit 2, one line
     print(f"also reproduce ({r['profile']}): {len(r['experiments'])} experiment notebook(s) in {time.time() - t0:.0f}s; "
           f"figures in {out_path(a.out)}")
     return r

@@ -110,7 +110,7 @@ _LAYER_LOCK, _LAYER = threading.Lock(), {"open": 0, "saved": None}
 def use_llm_layer():
     "Route Sotopia's LLM calls through `also.llm` while any such block is open; quiet Sotopia's per-call logging."
     import sotopia.generation_utils.generate as g
-    for name in ("sotopia.generation", "evaluators"): logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ("sotopia.generation", "evaluators"): logging.getLogger(name).setLevel(logging.ERROR)   # its failures are ours to report
     with _LAYER_LOCK:
         if _LAYER["open"] == 0: _LAYER["saved"], g.acompletion = g.acompletion, _routed
         _LAYER["open"] += 1
