@@ -243,7 +243,11 @@ class RayPool:
         ray = import_ray()
         if not ray.is_initialized():
             kw = {"num_cpus": os.cpu_count(), "_node_ip_address": "127.0.0.1"} if self.address == "local" else {}
-            ray.init(address=self.address, log_to_driver=False, include_dashboard=False, **kw)
+            for attempt in range(3):
+                try: ray.init(address=self.address, log_to_driver=False, include_dashboard=False, **kw); break
+                except Exception as e:       # Ray gives a new local instance 30 s to start, too few on a busy machine: try again
+                    if self.address != "local" or "timed out during startup" not in str(e) or attempt == 2: raise
+                    warnings.warn(f"the local Ray instance did not start in time ({e}); starting it again"); ray.shutdown()
             self._owned = True
         self.n = self.n or max(1, int(ray.cluster_resources().get("CPU", 1)))
         return "127.0.0.1" if self.address == "local" else ray.util.get_node_ip_address()
