@@ -186,7 +186,7 @@ def format_doc() -> str:
 
 def write_format_doc(path:Path|str|None=None) -> Path:
     "Write `format_doc()` to EPISODE-FORMAT.md at the repository root (or `path`)."
-    p = Path(path) if path else Path(__file__).resolve().parents[1]/"EPISODE-FORMAT.md"
+    p = Path(path) if path else Path(__file__).resolve().parents[2]/"EPISODE-FORMAT.md"   # also/report/results.py -> the repository
     p.write_text(format_doc()); return p
 
 # %% ../../nbs/61_report.results.ipynb #f49542ba
