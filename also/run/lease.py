@@ -68,10 +68,10 @@ async def _admit(self:DriverService, conn:_Conn, msg:dict):
     try: lease = await self.gate.admit(spec, msg.get("tokens", 0), msg.get("usd"), msg.get("record"))
     except BudgetExceeded as e: return conn.send({"id": msg["id"], "refused": "budget", "error": str(e), "model": e.model, "purpose": e.purpose})
     except ConfigError as e: return conn.send({"id": msg["id"], "refused": "config", "error": str(e)})
+    if not conn.open: return self.gate.release(lease, 0, 0.0)   # the worker died while its call waited: nothing was sent
     lid = f"{next(self.ids)}"
-    self.leases[lid] = {"lease": lease, "conn": conn, "record": msg.get("record") or {}, "t0": time.time(), "recorded": False}
+    self.leases[lid] = {"lease": lease, "conn": conn, "record": msg.get("record") or {}, "t0": time.time(), "line": None}
     conn.leases.add(lid)
-    if not conn.open: return self._drop(conn)                # the worker died while its call waited for a slot
     conn.send({"id": msg["id"], "lease": lid, "i": lease.i, "reserved": lease.reserved})
 DriverService._admit = _admit
 
@@ -84,7 +84,7 @@ DriverService._release = _release
 def _line(self:DriverService, rec:dict, lid:str|None=None):
     self.ledger.extend([rec])
     self.lines[(rec.get("episode"), rec.get("episode_try"))] += 1
-    if lid is not None and (entry := self.leases.get(lid)) is not None: entry["recorded"] = True
+    if lid is not None and (entry := self.leases.get(lid)) is not None: entry["line"] = rec
 DriverService._line = _line
 
 def _drop(self:DriverService, conn:_Conn):
@@ -93,15 +93,16 @@ def _drop(self:DriverService, conn:_Conn):
     for t in list(conn.tasks): t.cancel()
     for lid in sorted(conn.leases, key=int):
         entry = self.leases[lid]
-        if not entry["recorded"]:
-            lease, rec = entry["lease"], entry["record"]
-            self._line({"format": LEDGER_FORMAT, "ts": time.time(), "run": self.ledger.run, **rec,
-                        **({"endpoint": lease.spec.endpoints[lease.i].raw} if lease.spec is not None and lease.spec.endpoints else {}),
-                        **({} if lease.reserved is None else {"reserved_usd": lease.reserved}),
-                        "prompt_tokens": 0, "completion_tokens": 0, "cost": lease.reserved,
-                        "latency_s": round(time.time() - entry["t0"], 4), "cache_hit": False,
-                        "error": f"{LOST} ({conn.name})", "failed": True, "lost": True})
-            self.lost_calls += 1
+        if (line := entry["line"]) is not None:               # its line came, its release did not: settle it by the line
+            self._release(lid, (line.get("prompt_tokens") or 0) + (line.get("completion_tokens") or 0), line.get("cost")); continue
+        lease, rec = entry["lease"], entry["record"]
+        self._line({"format": LEDGER_FORMAT, "ts": time.time(), "run": self.ledger.run, **rec,
+                    **({"endpoint": lease.spec.endpoints[lease.i].raw} if lease.spec is not None and lease.spec.endpoints else {}),
+                    **({} if lease.reserved is None else {"reserved_usd": lease.reserved}),
+                    "prompt_tokens": 0, "completion_tokens": 0, "cost": lease.reserved,
+                    "latency_s": round(time.time() - entry["t0"], 4), "cache_hit": False,
+                    "error": f"{LOST} ({conn.name})", "failed": True, "lost": True})
+        self.lost_calls += 1
         self._release(lid)
 DriverService._drop = _drop
 
