@@ -189,6 +189,19 @@ def test_stdout_of_also_run_is_the_summary_alone(tmp_path):
     assert json.loads(r.stdout)["stored"] == 2 and "Using local JSON storage backend" in r.stderr
 
 
+def test_a_refused_run_closes_its_connections(tmp_path):
+    "A fresh `also run` whose check calls fail (an agent server that is down): one line, no aiohttp 'Unclosed client session' on the way out."
+    (tmp_path / "settings.ini").write_text(f"[paths]\nresults = {tmp_path}/results\ncache = {tmp_path}/cache\nsotopia_store = {tmp_path}/store\n")
+    env = {**os.environ, "ALSO_MODELS_EMBEDDING": "fake/16", **{f"ALSO_MODELS_{k.upper()}": "scripted/bot" for k in ROLES}}
+    down = f"custom/m@http://127.0.0.1:{free_port()}/v1"
+    r = subprocess.run([Path(sys.executable).parent / "also", "run", "--method", "original", "--episodes", "1", "--agent", down,
+                        "--llm-retries", "1", "--llm-backoff", "0.01", "--no-progress"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stdout == "", r
+    assert r.stderr.splitlines() == [f"also run: error: agent_p1, agent_p2 model '{down}' is unreachable ("
+                                     + r.stderr.split(" is unreachable (", 1)[1].rstrip("\n")], r.stderr
+    assert list((tmp_path / "results").iterdir()) == []                         # no run folder, no ledger
+
+
 def test_console_script_exit_code_and_one_line(tmp_path):
     "The installed `also` script: the raw traceback of an unwritable results folder is now one line and exit 2."
     env = {**os.environ, "ALSO_PATHS_RESULTS": "/proc/also-results", "ALSO_MODELS_EMBEDDING": "fake/16",
