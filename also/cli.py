@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #7f5d3d6d
 from __future__ import annotations
-import importlib, sys
+import importlib, os, sys
 from .core import AlsoError, ConfigError, CommandFailed
 
 # %% auto #0
@@ -45,14 +45,17 @@ def _resolve(cmd:str):
 # %% ../nbs/90_cli.ipynb #839576bd
 def _usage() -> str:
     w = max(map(len, SUBCOMMANDS))
-    return "usage: also <command> [options]\n\ncommands:\n" + "\n".join(
-        f"  {k:<{w}}  {h}" for k, (_, h) in SUBCOMMANDS.items()) + "\n\n`also <command> --help` for its options, `also --version` for the version."
+    return "usage: also [--debug] <command> [options]\n\ncommands:\n" + "\n".join(
+        f"  {k:<{w}}  {h}" for k, (_, h) in SUBCOMMANDS.items()) + \
+        "\n\n`also <command> --help` for its options, `also --version` for the version; --debug (or ALSO_DEBUG=1): tracebacks."
 
 def _one_line(e:BaseException) -> str: return " ".join(str(e).split())
 
 def main(argv:list|None=None) -> int:
     "Entry point of the `also` console script: the exit status (0 done, 1 done but failed, 2 refused or stopped)."
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("ALSO_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+    if argv[:1] == ["--debug"]: debug, argv = True, argv[1:]
     if not argv or argv[0] in ("-h", "--help"): print(_usage()); return 0
     if argv[0] in ("-V", "--version"):
         from also import __version__
@@ -64,7 +67,11 @@ def main(argv:list|None=None) -> int:
     except CommandFailed as e:
         print(f"also {cmd}: {_one_line(e)}", file=sys.stderr); return 1
     except AlsoError as e:
-        print(f"also {cmd}: error: {_one_line(e)}", file=sys.stderr); return 2
+        print(f"also {cmd}: {getattr(e, 'label', 'error')}: {_one_line(e)}", file=sys.stderr); return 2
     except KeyboardInterrupt:
         print(f"also {cmd}: interrupted", file=sys.stderr); return 130
+    except Exception as e:
+        if debug: raise
+        print(f"also {cmd}: error: {type(e).__name__}: {_one_line(e)} (also --debug {cmd} ... shows the traceback)", file=sys.stderr)
+        return 2
     return 0

@@ -4,13 +4,13 @@
 
 # %% ../nbs/00_core.ipynb #ae8b9cf4
 from __future__ import annotations
-import configparser, hashlib, os
+import configparser, hashlib, json, os, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['DEFAULT_SETTINGS', 'DIMENSIONS', 'AlsoError', 'ConfigError', 'DataError', 'CommandFailed', 'find_settings',
-           'Settings', 'progress_bar', 'renamed_flag', 'derive_seed', 'package_file']
+           'Settings', 'progress_bar', 'renamed_flag', 'derive_seed', 'package_file', 'read_jsonl']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
 class AlsoError(Exception):
@@ -35,7 +35,7 @@ DEFAULT_SETTINGS = {
                "terminal_judge": "local/smollm2-135m", "optimizer": "local/smollm2-135m",
                "embedding": "local/all-minilm-l6-v2"},
     "llm": {"timeout": "120", "retries": "3", "backoff": "1", "max_backoff": "60", "concurrency": "64",
-            "rpm": "", "tpm": "", "models": "{}", "max_cost": ""},      # read by also.llm.limits.LLMLimits and also.run.batch
+            "rpm": "", "tpm": "", "models": "{}", "max_cost": "", "unpriced_free": ""},      # read by also.llm.limits.LLMLimits and also.run.batch
     "scale": {"workers": "1", "ray": ""},                                # read by also.run.batch (worker processes, Ray)
 }
 
@@ -136,3 +136,30 @@ def package_file(package:str, # importable name of the installed package, e.g. "
     p = Path(list(spec.submodule_search_locations)[0])/rel
     if not p.is_file(): raise ConfigError(f"{p} is missing: reinstall it (pip install --force-reinstall {pip})")
     return p
+
+# %% ../nbs/00_core.ipynb #0e66b71f
+def read_jsonl(path:Path|str, # a JSONL file (missing: no records)
+               repair:bool=False, # cut a torn last line off the file, and end a complete last line with a newline
+              ) -> list[dict]:
+    "The records (JSON objects) of a JSONL file; a torn last line is skipped with a warning, a bad line before it is a `DataError`."
+    path = Path(path)
+    if not path.is_file(): return []
+    raw = path.read_bytes()
+    lines, out, pos = raw.split(b"\n"), [], 0
+    last = max((i for i, l in enumerate(lines) if l.strip()), default=-1)
+    for i, line in enumerate(lines):
+        if line.strip():
+            try: rec, why = json.loads(line), None
+            except ValueError as e: rec, why = None, str(e)
+            if not isinstance(rec, dict):
+                why = why or f"a JSON {type(rec).__name__}, not an object"
+                if i < last: raise DataError(f"{path}: line {i + 1} is not a record ({why}) and is not the last line; fix or remove it")
+                warnings.warn(f"{path}: skipping a torn last line ({len(line)} bytes, {why}) left by an interrupted writer")
+                if repair:
+                    with open(path, "r+b") as f: f.truncate(pos)
+                return out
+            out.append(rec)
+        pos += len(line) + 1
+    if repair and raw and not raw.endswith(b"\n"):
+        with open(path, "ab") as f: f.write(b"\n")
+    return out

@@ -61,7 +61,8 @@ def test_episode_batch_through_a_real_server(server, tmp_path):
     for e in eps:
         assert 1 <= e["n_turns"] <= 3 and set(e["final"]) == {"p1", "p2"} and e["models"]["terminal_judge"] == m
         mine = [r for r in recs if r.get("episode") == e["episode_id"] and r["error"] is None and r["model"] == m]
-        assert {r["purpose"] for r in mine} == {"agent", "turn_judge", "terminal_judge"}, {r["purpose"] for r in mine}
+        judges = {"turn_judge"} if e["n_turns"] > 1 else set()                       # an episode its agent left at turn 1 has no turn judge
+        assert {r["purpose"] for r in mine} == {"agent", "terminal_judge"} | judges, ({r["purpose"] for r in mine}, e["n_turns"])
         assert all(r["completion_tokens"] > 0 for r in mine)                       # real generations, not cache hits
         judged = [t for t in e["turns"] if t["reward"] is not None]
         assert all(0 <= t["reward"][a] <= 1 for t in judged for a in ("p1", "p2")) and len(judged) == e["n_turns"] - 1

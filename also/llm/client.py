@@ -14,7 +14,8 @@ from pydantic import BaseModel
 from fastcore.basics import patch
 from .cache import KVStore, cache_key
 from .spec import LLMCallError, LLMOutputError, ModelSpec, parse_model_spec, role_models
-from .limits import LLMLimits, _Slots, backoff_wait
+from .limits import LLMLimits, backoff_wait
+from .gate import Gate, model_price, reply_tokens
 from .ledger import Ledger
 from .registry import PROMPTED_SCHEMA, ensure_provider
 from .retry import describe, is_retryable, retry_after_of
@@ -47,7 +48,8 @@ class LLMClient:
         self.limits = replace(limits, **over) if over else limits
         self.ledger = ledger or Ledger()
         self.cache = KVStore(cache_path) if cache_path else None
-        self._slots = {}
+        self.gate = Gate(self.limits)                         # admission: endpoint slots, rate windows, the budget
+        self._worst = {}                                      # (model, max_tokens) -> (USD per prompt token, USD of the longest reply)
         for p, m in self.models.items():                      # register in-process providers now: Sotopia asks
             if p != "embedding": ensure_provider(parse_model_spec(m))   # litellm about them before any call
 
@@ -60,11 +62,14 @@ class LLMClient:
         if purpose not in self.models: raise ConfigError(f"no model configured for purpose {purpose!r}; known: {sorted(self.models)}")
         return self.models[purpose]
 
-    def slots(self, spec:ModelSpec) -> _Slots:
-        "The endpoint slots of a model in the running event loop."
-        key = (id(asyncio.get_running_loop()), spec.raw)
-        if key not in self._slots: self._slots[key] = _Slots(spec, self.limits)
-        return self._slots[key]
+    def worst_cost(self, spec:ModelSpec, prompt_tokens:int, params:dict) -> float|None:
+        "The most one call can cost (USD): its prompt at the input price, the longest reply it can get at the output price; None: unknown price."
+        key = (spec.raw, params.get("max_tokens"), params.get("max_completion_tokens"))
+        if key not in self._worst:
+            p = model_price(spec.raw, self.limits)
+            self._worst[key] = None if p is None else (p[0], p[1] * reply_tokens(spec.raw, params, self.limits))
+        w = self._worst[key]
+        return None if w is None else prompt_tokens * w[0] + w[1]
 
 # %% ../../nbs/28_llm.client.ipynb #9b1bffb4
 @patch
@@ -98,38 +103,51 @@ def usage_of(resp:ModelResponse, spec:ModelSpec, params:dict|None=None, # the ca
 
 # %% ../../nbs/28_llm.client.ipynb #934469be
 def _prompt_tokens(messages:list) -> int:
-    "A cheap estimate of a prompt's tokens (4 characters per token), for the tokens-per-minute limit."
+    "A cheap estimate of a prompt's tokens (4 characters per token), for the tokens-per-minute limit and the budget."
     return sum(len(m.get("content") or "") if isinstance(m.get("content"), str) else 200 for m in messages if isinstance(m, dict)) // 4 + 1
 
 @patch
 async def _call(self:LLMClient, spec:ModelSpec, messages:list, params:dict, purpose:str,
-                timeout:float|None, retries:int|None) -> ModelResponse:
+                timeout:float|None, retries:int|None,
+                validate=None, # fn(response) raising ValueError when its output is unusable
+                repairing:bool=False, # this is the repair call: an unusable output fails the call
+               ) -> tuple:
+    "Attempts until one answers: (response, why its output is unusable or None). Every attempt leaves one complete ledger record."
     timeout, retries = timeout or self.timeout, self.retries if retries is None else retries
     if spec.kind == "local": timeout = None   # an in-process model cannot be reached "late": a timeout would only abandon
                                               # a generation that keeps the model busy, and make the retry queue behind it
-    slots, last, wait_for_server = self.slots(spec), None, None
+    prompt = _prompt_tokens(messages)
+    bound = int(params.get("max_tokens") or params.get("max_completion_tokens") or 0)    # tpm counts a bounded reply up front
+    usd, last, wait_for_server = self.worst_cost(spec, prompt, params), None, None
     for attempt in range(retries + 1):
         if attempt: await asyncio.sleep(backoff_wait(self.limits, attempt, wait_for_server))
-        async with slots.slot(_prompt_tokens(messages)) as i:
-            ep, t0 = slots.endpoints[i], time.perf_counter()
-            where = {"endpoint": ep.raw} if spec.endpoints else {}
-            try:
-                resp = await asyncio.wait_for(self._attempt(ep, messages, {"timeout": timeout, **params}), timeout)
-            except Exception as e:
-                last, wait_for_server = e, retry_after_of(e)
-                if wait_for_server: slots.pause(i, wait_for_server)
-                rec = self.ledger.add(model=spec.raw, purpose=purpose, attempt=attempt, prompt_tokens=0, completion_tokens=0,
-                                      cost=0.0, latency_s=round(time.perf_counter() - t0, 4), cache_hit=False, error=describe(e), **where)
-                if not is_retryable(e):
-                    rec["failed"] = True
-                    raise LLMCallError("call failed (not retryable)", spec.raw, purpose, describe(e)) from e
-                continue
-        use = usage_of(resp, ep, params, self.limits.price(spec.raw, ep.raw))
-        self.ledger.add(model=spec.raw, purpose=purpose, attempt=attempt, **use,
-                        latency_s=round(time.perf_counter() - t0, 4), cache_hit=False, error=None, **where)
-        await slots.charge(i, use["completion_tokens"])
-        return resp
-    rec["failed"] = True
+        lease = await self.gate.admit(spec, prompt + bound, usd, {"model": spec.raw, "purpose": purpose, "attempt": attempt})
+        ep, t0 = (spec.endpoints or (spec,))[lease.i], time.perf_counter()
+        rec = {"model": spec.raw, "purpose": purpose, "attempt": attempt, **({"endpoint": ep.raw} if spec.endpoints else {}),
+               **({} if lease.reserved is None else {"reserved_usd": lease.reserved})}
+        def done(tokens:int, charge:float|None, **fields):
+            self.ledger.add(lease=lease.id, **rec, latency_s=round(time.perf_counter() - t0, 4), cache_hit=False, **fields)
+            self.gate.release(lease, tokens, charge)
+        try: resp = await asyncio.wait_for(self._attempt(ep, messages, {"timeout": timeout, **params}), timeout)
+        except asyncio.CancelledError:        # the episode was stopped: the request may have been billed, charge its reservation
+            done(prompt, None, prompt_tokens=0, completion_tokens=0, cost=lease.reserved, error="CancelledError: the caller stopped waiting",
+                 failed=True)
+            raise
+        except Exception as e:
+            last, wait_for_server = e, retry_after_of(e)
+            if wait_for_server: self.gate.pause(spec, lease.i, wait_for_server)
+            done(prompt, 0.0, prompt_tokens=0, completion_tokens=0, cost=0.0, error=describe(e),
+                 **({"failed": True} if not is_retryable(e) or attempt == retries else {}))
+            if not is_retryable(e): raise LLMCallError("call failed (not retryable)", spec.raw, purpose, describe(e)) from e
+            continue
+        use, invalid = usage_of(resp, ep, params, self.limits.price(spec.raw, ep.raw)), None
+        if validate is not None:
+            try: validate(resp)
+            except ValueError as err: invalid = str(err)
+        why = {} if invalid is None else ({"error": f"invalid output after repair: {invalid}", "failed": True} if repairing
+                                          else {"invalid_output": invalid})
+        done((use["prompt_tokens"] or prompt) + use["completion_tokens"], use["cost"], **use, **{"error": None, **why})
+        return resp, invalid
     raise LLMCallError(f"call failed after {retries + 1} attempts", spec.raw, purpose, describe(last)) from last
 
 # %% ../../nbs/28_llm.client.ipynb #7e763479
@@ -157,16 +175,12 @@ async def acompletion(self:LLMClient, messages:list, # OpenAI-style chat message
                             cost=0.0, latency_s=0.0, cache_hit=True, error=None)
             return resp
         except Exception as e: warnings.warn(f"ignoring an unreadable cache entry ({e}); recomputing")
-    resp = await self._call(spec, messages, params, purpose, timeout, retries)
-    if response_format is not None:
-        text = resp.choices[0].message.content
-        try: parse_output(text, response_format)
-        except ValueError as err:
-            resp = await self._call(spec, repair_messages(messages, text, str(err)), params, purpose, timeout, retries)
-            try: parse_output(resp.choices[0].message.content, response_format)
-            except ValueError as err2:
-                self.ledger.records[-1].update(error=f"invalid output after repair: {err2}", failed=True)
-                raise LLMOutputError("output invalid after one repair", spec.raw, purpose, str(err2)) from None
+    validate = None if response_format is None else (lambda r: parse_output(r.choices[0].message.content, response_format))
+    resp, invalid = await self._call(spec, messages, params, purpose, timeout, retries, validate)
+    if invalid is not None:
+        resp, invalid = await self._call(spec, repair_messages(messages, resp.choices[0].message.content, invalid), params, purpose,
+                                         timeout, retries, validate, repairing=True)
+        if invalid is not None: raise LLMOutputError("output invalid after one repair", spec.raw, purpose, invalid)
     if key: self.cache.put(key, resp.model_dump_json(warnings=False))
     return resp
 

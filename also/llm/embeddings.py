@@ -11,6 +11,7 @@ from ..core import ConfigError, Settings, package_file
 from fastcore.basics import patch
 from .cache import KVStore
 from .ledger import Ledger
+from .gate import model_price
 from .spec import LLMCallError, parse_model_spec
 from .retry import describe, is_retryable
 from .adapter import get_client
@@ -90,16 +91,19 @@ class EmbeddingClient:
     def __init__(self, model:str|None=None, # model name (default: settings [models] embedding)
                  cache_path:str|Path|None=None, # sqlite cache file (None: no cache)
                  ledger:Ledger|None=None, # call ledger (default: the default LLM client's)
+                 gate=None, # admission of billed calls under a budget (default: the default LLM client's `gate`)
                  batch_size:int=64, # texts per backend call
                  timeout:float=120.0, retries:int=3, backoff:float=1.0, # for remote models
                  settings:Settings|None=None):
         self.model = model or (settings or Settings.load()).get("models", "embedding")
         self.backend, self.batch_size = make_embedder(self.model), batch_size
         self.cache = KVStore(cache_path) if cache_path else None
-        self._ledger, self.timeout, self.retries, self.backoff = ledger, timeout, retries, backoff
+        self._ledger, self._gate, self.timeout, self.retries, self.backoff = ledger, gate, timeout, retries, backoff
 
     @property
     def ledger(self) -> Ledger: return self._ledger or get_client().ledger
+    @property
+    def gate(self): return self._gate or get_client().gate
 
     def _key(self, t:str) -> str: return hashlib.sha256(f"{self.model}\x1f{t}".encode()).hexdigest()
 
@@ -110,20 +114,33 @@ class EmbeddingClient:
 # %% ../../nbs/29_llm.embeddings.ipynb #ae57e5b2
 @patch
 async def _batch(self:EmbeddingClient, texts:list[str]) -> np.ndarray:
+    billed = isinstance(self.backend, LiteLLMEmbedder)       # the in-process backends cost nothing
+    est = sum(len(t) // 4 + 1 for t in texts)
     for attempt in range(self.retries + 1):
         if attempt: await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * (0.5 + random.random()))
+        rec = {"model": self.model, "purpose": "embedding", "attempt": attempt, "n_texts": len(texts)}
+        lease, gate = None, self.gate if billed else None
+        if billed:                                            # the budget reserves the batch's cost before it is sent
+            p = model_price(self.model, gate.limits)
+            lease = await gate.admit(None, 0, None if p is None else est * p[0], rec)
+            if lease.reserved is not None: rec["reserved_usd"] = lease.reserved
         t0 = time.perf_counter()
+        def done(charge:float|None, **fields):
+            self.ledger.add(lease=lease and lease.id, **rec, latency_s=round(time.perf_counter() - t0, 4), cache_hit=False, **fields)
+            if lease is not None: gate.release(lease, None, charge)
         try:
-            if isinstance(self.backend, LiteLLMEmbedder): v, u = await self.backend.aencode(texts, self.timeout)
-            else: v, u = await asyncio.to_thread(self.backend.encode, texts), {"prompt_tokens": sum(len(t) // 4 + 1 for t in texts), "cost": 0.0}
+            if billed: v, u = await self.backend.aencode(texts, self.timeout)
+            else: v, u = await asyncio.to_thread(self.backend.encode, texts), {"prompt_tokens": est, "cost": 0.0}
+        except asyncio.CancelledError:
+            done(None, prompt_tokens=0, completion_tokens=0, cost=lease and lease.reserved, error="CancelledError: the caller stopped waiting",
+                 failed=True)
+            raise
         except Exception as e:
-            self.ledger.add(model=self.model, purpose="embedding", attempt=attempt, n_texts=len(texts), prompt_tokens=0,
-                            completion_tokens=0, cost=0.0, latency_s=round(time.perf_counter() - t0, 4), cache_hit=False, error=describe(e))
-            if not is_retryable(e) or attempt == self.retries:
-                raise LLMCallError(f"embedding failed after {attempt + 1} attempt(s)", self.model, "embedding", describe(e)) from e
+            final = not is_retryable(e) or attempt == self.retries
+            done(0.0, prompt_tokens=0, completion_tokens=0, cost=0.0, error=describe(e), **({"failed": True} if final else {}))
+            if final: raise LLMCallError(f"embedding failed after {attempt + 1} attempt(s)", self.model, "embedding", describe(e)) from e
             continue
-        self.ledger.add(model=self.model, purpose="embedding", attempt=attempt, n_texts=len(texts), completion_tokens=0,
-                        latency_s=round(time.perf_counter() - t0, 4), cache_hit=False, error=None, **u)
+        done(u["cost"], completion_tokens=0, error=None, **u)
         return v
 
 @patch

@@ -4,12 +4,13 @@
 
 # %% ../../nbs/22_llm.ledger.ipynb #11224b77
 from __future__ import annotations
-import contextvars, json, threading, time, uuid, warnings
+import contextvars, json, threading, time, uuid
 from contextlib import contextmanager
 from pathlib import Path
+from ..core import read_jsonl
 
 # %% auto #0
-__all__ = ['LEDGER_FORMAT', 'cost_of', 'total_cost', 'fmt_cost', 'llm_tags', 'Ledger']
+__all__ = ['LEDGER_FORMAT', 'cost_of', 'total_cost', 'fmt_cost', 'llm_tags', 'current_tags', 'Ledger']
 
 # %% ../../nbs/22_llm.ledger.ipynb #6c225e14
 def _unpriced(r:dict) -> bool: return r.get("cost") is None and r.get("error") is None and not r.get("cache_hit")
@@ -37,35 +38,52 @@ def llm_tags(**tags):
     try: yield
     finally: _TAGS.reset(tok)
 
+def current_tags() -> dict: return dict(_TAGS.get())
+
 LEDGER_FORMAT = "also.ledger/1"     # the record layout below; bump it when a field changes meaning
 
 class Ledger:
     "Append-only record of every LLM and embedding call, in memory and optionally in a JSONL file."
-    def __init__(self, path:str|Path|None=None, # JSONL file to append to (None: memory only)
-                 run:str|None=None): # run id put on every record
-        self.path, self.run, self.records, self._lock = Path(path) if path else None, run or uuid.uuid4().hex[:12], [], threading.Lock()
+    def __init__(self, path:str|Path|None=None, # JSONL file to append to (None: memory only, until `attach`)
+                 run:str|None=None, # run id put on every record
+                 sink=None): # fn(record, lease) called with every record added (a worker streaming to its driver)
+        self.path, self.run, self.records, self._lock = None, run or uuid.uuid4().hex[:12], [], threading.Lock()
         self._by_episode = {}          # episode tag -> its records: per-episode queries stay O(episode), not O(run)
-        self.usd, self.unpriced = 0.0, 0   # running cost of the priced calls, and the number without a price
-        if self.path: self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.usd, self.unpriced, self.sink = 0.0, 0, sink   # running cost of the priced calls, and the number without a price
+        if path: self.attach(path)
 
     def _keep(self, rec:dict):
         self.records.append(rec); self._by_episode.setdefault(rec.get("episode"), []).append(rec)
         self.usd += rec.get("cost") or 0.0; self.unpriced += _unpriced(rec)
 
-    def add(self, **rec) -> dict:
+    def _write(self, recs:list):
+        if self.path and recs:
+            with self.path.open("a") as f: f.write("".join(json.dumps(r, default=str) + "\n" for r in recs))
+
+    def attach(self, path:str|Path, # the JSONL file
+               records:list|None=None, # the records held so far to write to it now (default: all)
+              ) -> Ledger:
+        "Append to `path` from now on: its torn last line cut off (a killed writer's), the records held so far written to it."
+        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            read_jsonl(path, repair=True)
+            self.path = path; self._write(self.records if records is None else records)
+        return self
+
+    def add(self, lease:str|None=None, # the admission this record settles (passed on to the sink)
+            **rec) -> dict:
+        "Record one call attempt (the context's tags added); the record is final."
         rec = {"format": LEDGER_FORMAT, "ts": time.time(), "run": self.run, **rec, **{k: v for k, v in _TAGS.get().items() if k not in rec}}
         with self._lock:
-            self._keep(rec)
-            if self.path:
-                with self.path.open("a") as f: f.write(json.dumps(rec, default=str) + "\n")
+            self._keep(rec); self._write([rec])
+            if self.sink is not None: self.sink(rec, lease)
         return rec
 
     def extend(self, records:list):
         "Add records made elsewhere (e.g. by a worker process), keeping their fields."
         with self._lock:
             for rec in records: self._keep(rec)
-            if self.path and records:
-                with self.path.open("a") as f: f.write("".join(json.dumps(r, default=str) + "\n" for r in records))
+            self._write(records)
 
     def select(self, **where) -> list[dict]:
         "Records whose fields equal all of `where` (e.g. `purpose='agent', episode='e1'`)."
@@ -91,11 +109,8 @@ class Ledger:
 
     @classmethod
     def load(cls, path:str|Path) -> Ledger:
-        "Read a ledger JSONL back (skipping, with a warning, a torn last line or any line that is not a JSON object)."
-        led = cls(None); led.path = Path(path)
-        for line in Path(path).read_text().splitlines():
-            try: rec = json.loads(line)
-            except json.JSONDecodeError: rec = None
-            if isinstance(rec, dict): led._keep(rec)
-            elif line.strip(): warnings.warn(f"skipping a corrupt ledger line in {path}")
+        "Read a ledger JSONL back (`also.core.read_jsonl`: a torn last line skipped with a warning, a bad line before it refused)."
+        led = cls(None)
+        for rec in read_jsonl(path): led._keep(rec)
+        led.path = Path(path)
         return led

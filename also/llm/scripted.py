@@ -186,6 +186,10 @@ def embeddings_body(body:dict) -> dict:
 # %% ../../nbs/29b_llm.scripted.ipynb #918a2eb0
 class _Server(ThreadingHTTPServer):
     request_queue_size = 256     # many episodes connect at once: the default backlog of 5 drops SYNs (1 s retransmit)
+    def handle_error(self, request, client_address):
+        import sys
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)): super().handle_error(request, client_address)
+                                 # a client killed mid-request (the kill tests do that on purpose) is no server error
 
 class ScriptedServer:
     "A scripted OpenAI-compatible chat server on 127.0.0.1, started and stopped as a context manager."

@@ -10,7 +10,8 @@ from typing import Any
 from ..core import AlsoError, ConfigError, Settings
 
 # %% auto #0
-__all__ = ['PURPOSES', 'LLMError', 'LLMCallError', 'LLMOutputError', 'ModelSpec', 'parse_model_spec', 'role_models']
+__all__ = ['PURPOSES', 'LLMError', 'LLMCallError', 'LLMOutputError', 'BudgetExceeded', 'ModelSpec', 'parse_model_spec',
+           'role_models']
 
 # %% ../../nbs/20_llm.spec.ipynb #a18c57af
 class LLMError(AlsoError):
@@ -24,6 +25,9 @@ class LLMCallError(LLMError):
 
 class LLMOutputError(LLMError):
     "The model answered, but the output is not valid JSON for the requested schema, even after one repair."
+
+class BudgetExceeded(LLMError):
+    "A call was not sent: its worst-case cost would take the run past its budget (`--max-cost`)."
 
 # %% ../../nbs/20_llm.spec.ipynb #5eff6c00
 PURPOSES = ("agent", "turn_judge", "terminal_judge", "optimizer", "embedding")

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from ..core import ConfigError, DataError, derive_seed
+from ..core import ConfigError, DataError, derive_seed, read_jsonl
 from ..sotopia.data import load_data, split_combos
 from ..bandits.methods import run_method_label
 
@@ -201,7 +201,7 @@ def _episode_rows(ep:dict, cfg:dict, where:str):
 def load_episodes(results_dir:Path|str,       # the results folder (Settings.load().path("results"))
                   tags:list|str|None=None,     # run tags; None = every run folder found
                  ) -> Runs:
-    "Read stored runs into tidy tables (`Runs`); a requested tag without episodes is a `DataError`."
+    "Read stored runs into tidy tables (`Runs`); a requested tag without episodes is a `DataError` (a torn last line, a kill's, is skipped)."
     d = Path(results_dir)
     tags = [tags] if isinstance(tags, str) else (list(tags) if tags is not None else run_tags(d))
     F, T, E, C, X = [], [], [], {}, []
@@ -211,17 +211,13 @@ def load_episodes(results_dir:Path|str,       # the results folder (Settings.loa
         cfg_f = d/tag/"run_config.json"
         C[tag] = cfg = json.loads(cfg_f.read_text()) if cfg_f.is_file() else {"tag": tag}
         seen = set()
-        for i, line in enumerate(f.read_text().splitlines(), 1):
-            if not line.strip(): continue
-            where = f"{f}:{i}"
-            try: ep = json.loads(line)
-            except json.JSONDecodeError as e: raise DataError(f"{where}: not valid JSON ({e})") from None
+        for i, ep in enumerate(read_jsonl(f), 1):
+            where = f"{f}: record {i}"
             if ep["episode_id"] in seen: raise DataError(f"{where}: duplicate episode_id {ep['episode_id']!r}")
             seen.add(ep["episode_id"])
             fr, tr, er = _episode_rows(ep, cfg | {"tag": tag}, where)
             F += fr; T += tr; E.append(er)
-        if (ff := d/tag/"failures.jsonl").is_file():
-            X += [json.loads(l) | {"tag": tag} for l in ff.read_text().splitlines() if l.strip()]
+        X += [r | {"tag": tag} for r in read_jsonl(d/tag/"failures.jsonl")]
     return Runs(pd.DataFrame(F), pd.DataFrame(T), pd.DataFrame(E), C, pd.DataFrame(X))
 
 # %% ../../nbs/60_report.metrics.ipynb #3cf94bcb

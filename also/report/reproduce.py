@@ -4,7 +4,7 @@
 
 # %% ../../nbs/64_report.reproduce.ipynb #5a4b5eca
 from __future__ import annotations
-import argparse, sys, time
+import argparse, time
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -13,7 +13,7 @@ from ..sotopia.data import load_data, split_combos
 from ..sotopia.agents import EpisodeConfig
 from ..run.batch import RunConfig, run, read_episodes, scale_options
 from ..run.command import add_scale_flags, scale_overrides, apply_overrides, overrides_env
-from ..run.budget import profile_usd
+from ..run.budget import BudgetReached, profile_usd
 from .render import run_notebook, report, select_tags, results_path, out_path, experiments_dir
 from .recovery import recovery_verdict
 
@@ -160,13 +160,13 @@ def run_profile(prof:dict, res:Path, out:Path, executed_dir:Path, only:list|None
         try: run_notebook(name, {**({"seed": seed} if takes_seed else {}), **params, "profile": pname, "models": prof["models"],
                                  "results_dir": str(res), "out_dir": str(out), "progress": progress}, executed_dir, timeout=None,
                           stream=progress)
-        except AlsoError:
-            if max_cost is None or (spent := profile_usd(res, pname)) < max_cost: raise
-            print(f"also reproduce ({pname}): budget of ${max_cost:g} reached (${spent:.4f} spent) in {name}; "
-                  f"{len(todo) - i} more experiment notebook(s) and the report not run; re-run with a higher --max-cost "
-                  "to continue", file=sys.stderr)
+        except AlsoError as e:                               # a run of the notebook raised BudgetReached: its budget stopped it
+            if max_cost is None or "BudgetReached" not in str(e): raise
+            spent = profile_usd(res, pname)
             return {"profile": pname, "description": prof["description"], "experiments": done, "report": None, "out": str(out),
-                    "verdict": None, "stopped": "budget", "spent_usd": round(spent, 6)}
+                    "verdict": None, "stopped": "budget", "spent_usd": round(spent, 6),
+                    "why": f"budget of ${max_cost:g} reached (${spent:.4f} spent) in {name}; {len(todo) - i} more experiment "
+                           "notebook(s) and the report not run; re-run with a higher --max-cost to continue"}
         done[name] = round(time.time() - t0, 1)
     rep = verdict = None
     if do_report:
@@ -237,6 +237,6 @@ def reproduce_cli(argv:list|None=None) -> dict:
     apply_overrides(Settings.load(), over)                  # checked now, before any notebook starts
     with overrides_env(over):                               # the papermill kernels read them as ALSO_* variables
         r = reproduce(a.profile, a.results, a.out, a.executed, a.only, not a.no_report, not a.no_progress, a.seed)
-    if r["stopped"]: return r
+    if r["stopped"]: raise BudgetReached(r["parts"][-1]["why"])          # exit 2, one line
     print("\n".join(summary_lines(r, time.time() - t0)), flush=True)
     return r

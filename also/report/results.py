@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, json, time
 from pathlib import Path
 import pandas as pd
-from ..core import ConfigError, DataError
+from ..core import ConfigError, DataError, read_jsonl
 from ..llm.ledger import LEDGER_FORMAT
 from ..run.batch import FORMATS, read_episodes
 from .metrics import load_episodes, run_tags
@@ -57,7 +57,7 @@ SCHEMA = {
     "codename": (_REQ, "the scenario's codename"),
     "seed": (_REQ, "this episode's seed"),
     "rep": (_REQ, "repetition index of the combo"),
-    "attempts": (_REQ, "attempts it took (1 + retries used)"),
+    "attempts": (_REQ, "times it was played (1 + retries used + plays lost with a dead worker)"),
     "models": (_REQ, "model of every role in this episode"),
     "agents": (_REQ, "{p1, p2: {pk, name}} the two Sotopia agents"),
     "arm_names": (_REQ, "{p1, p2: [arm name, ...]} the arms each agent could play (grows for prompt optimizers)"),
@@ -102,11 +102,16 @@ SCHEMA = {
     "attempt": (_REQ, "0 for the first attempt, then 1, 2, ... for retries"),
     "prompt_tokens": (_REQ, "prompt tokens (0 for a failed attempt or a cache hit)"),
     "completion_tokens": (_REQ, "completion tokens"),
-    "cost": (_REQ, "USD from litellm's local cost map; 0 for in-process models; null when unknown (self-hosted)"),
+    "cost": (_REQ, "USD from a configured price or litellm's local cost map; 0 for in-process models; null when unknown (self-hosted); "
+                   "for a call lost with its worker or abandoned by its caller: its reserved worst case under a budget (the bill is unknown), else null"),
     "latency_s": (_REQ, "seconds the attempt took"),
     "cache_hit": (_REQ, "answered from the response cache"),
     "error": (_REQ, "null, or why the attempt failed"),
     "failed": (_OPT, "true on the attempt after which the call raised (what the caller did not get)"),
+    "invalid_output": (_OPT, "why an answered output did not validate (the call then made one repair attempt)"),
+    "endpoint": (_OPT, "a router's call: the endpoint that served it"),
+    "reserved_usd": (_OPT, "under a budget: the worst-case cost reserved before the call was sent"),
+    "lost": (_OPT, "true for a call that was in flight when its worker died (recorded by the driver)"),
     "n_texts": (_OPT, "embedding calls: texts in the batch"),
     "episode": (_OPT, "tag: the episode id"), "tag": (_OPT, "tag: the run tag"), "episode_try": (_OPT, "tag: the episode's attempt"),
     "turn": (_OPT, "tag: the turn"), "preflight": (_OPT, "tag: a preflight call made before the first episode"),
@@ -120,11 +125,13 @@ SCHEMA = {
     "wall_s": (_REQ, "its wall time"), "calls": (_REQ, "{purpose: calls} over the stored episodes"),
     "cost_usd": (_REQ, "cost over the stored episodes; null when a model's price is unknown"),
     "mean_overall": (_REQ, "mean final overall over agents and episodes"), "models": (_REQ, "model of every role"),
-    "stopped": (_REQ, "`budget` when the budget guard stopped scheduling, else null"),
-    "not_started": (_REQ, "episodes the budget guard did not start"),
-    "max_cost_usd": (_REQ, "the budget (null: none)"), "spent_usd": (_REQ, "spend the budget guard counted"),
+    "stopped": (_REQ, "`budget` when the budget stopped the run (an episode interrupted, or not started), else null"),
+    "not_started": (_REQ, "episodes not started because the budget was spent or had refused a call"),
+    "interrupted": (_REQ, "episodes stopped by the budget mid-way (a call not sent); neither stored nor failed, a re-run plays them"),
+    "max_cost_usd": (_REQ, "the budget (null: none)"), "spent_usd": (_REQ, "USD spent: before this invocation and in it"),
+    "overrun_usd": (_REQ, "what calls cost beyond their reservation (spent <= max_cost_usd + overrun_usd); null without a budget"),
     "estimate": (_REQ, "the pre-run estimate of calls and cost (`also.run.budget.estimate_run`), null when none was made"),
-    "workers": (_REQ, "where episodes ran: {where: this process / processes / ray, n, lost, cpu_s}"),
+    "workers": (_REQ, "where episodes ran: {where: this process / processes / ray, n, lost (workers), lost_calls (in flight at a death), cpu_s}"),
   }),
   "bandit": ("<tag>/bandits/<episode>.<p1|p2>.json", "a saved bandit (`also.bandits.base.save_bandit`); arrays as `{'__ndarray__': [...], 'dtype': ..., 'shape': [...]}`", {
     "format": (_REQ, "`also.bandit/1`"),
@@ -157,9 +164,7 @@ def check_run(run_dir:Path|str, # a run folder <results>/<tag>
         one("episode", ep, f"episodes.jsonl:{i}")
         for t in ep.get("turns", []): one("turn", t, f"episodes.jsonl:{i} turn {t.get('turn')}")
     for kind, name in (("failure", "failures.jsonl"), ("ledger", "ledger.jsonl")):
-        if (d/name).is_file():
-            for i, line in enumerate((d/name).read_text().splitlines(), 1):
-                if line.strip(): one(kind, json.loads(line), f"{name}:{i}")
+        for i, rec in enumerate(read_jsonl(d/name), 1): one(kind, rec, f"{name}: record {i}")
     for f in sorted((d/"bandits").glob("*.json")): one("bandit", json.loads(f.read_text()), f"bandits/{f.name}")
     if bad: raise DataError(f"{d}: {len(bad)} record problem(s): " + "; ".join(bad[:10]))
     return n
@@ -181,7 +186,7 @@ def format_doc() -> str:
 
 def write_format_doc(path:Path|str|None=None) -> Path:
     "Write `format_doc()` to EPISODE-FORMAT.md at the repository root (or `path`)."
-    p = Path(path) if path else Path(__file__).resolve().parents[1]/"EPISODE-FORMAT.md"
+    p = Path(path) if path else Path(__file__).resolve().parents[2]/"EPISODE-FORMAT.md"   # also/report/results.py -> the repository
     p.write_text(format_doc()); return p
 
 # %% ../../nbs/61_report.results.ipynb #f49542ba

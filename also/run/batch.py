@@ -4,27 +4,30 @@
 
 # %% ../../nbs/54_run.batch.ipynb #012356b8
 from __future__ import annotations
-import asyncio, json, os, sys, time, warnings
+import asyncio, json, os, socket, sys, time, warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np
-from ..core import AlsoError, ConfigError, DataError, Settings, derive_seed, progress_bar
+from ..core import AlsoError, ConfigError, DataError, Settings, derive_seed, progress_bar, read_jsonl
 from ..sotopia.data import load_data, split_combos, install_into_sotopia, SPLITS
 from ..sotopia.agents import EpisodeConfig, MODEL_KEYS
 from ..sotopia.episode import run_episode
 from ..llm.client import LLMClient
+from ..llm.gate import CostCeiling
 from ..llm.ledger import Ledger, fmt_cost
 from ..llm.adapter import set_client, drain_llm_layer
 from ..llm.retry import describe
+from ..llm.spec import BudgetExceeded
 from ..llm.embeddings import EmbeddingClient
 from ..bandits.base import save_bandit, load_bandit
 from .preflight import check_paths, preflight
-from .workers import EpisodeJob, WorkerSetup, ProcessPool, RayPool
-from .budget import Budget, BudgetReached, estimate_run, estimate_text, hosted_models, ledger_usd, profile_usd
+from .lease import DriverService
+from .workers import EpisodeJob, WorkerLost, WorkerSetup, ProcessPool, RayPool
+from .budget import BudgetReached, estimate_run, estimate_text, hosted_models, ledger_usd, profile_usd
 
 # %% auto #0
-__all__ = ['FORMATS', 'RUN_KEYS', 'RunConfig', 'append_jsonl', 'read_episodes', 'resolved_models', 'prepare_run_dir',
-           'scale_options', 'run_batch', 'run']
+__all__ = ['FORMATS', 'RUN_KEYS', 'WORKER_LOSSES', 'RunConfig', 'append_jsonl', 'read_episodes', 'resolved_models',
+           'prepare_run_dir', 'claim_run_dir', 'release_run_dir', 'scale_options', 'run_batch', 'budget_line', 'run']
 
 # %% ../../nbs/54_run.batch.ipynb #28e68a6d
 FORMATS = {"run_config": "also.run_config/1", "episode": "also.episode/1",     # the layout of each record the runner writes;
@@ -108,24 +111,11 @@ def _jsonable(x):
     if isinstance(x, np.ndarray): return x.tolist()
     return str(x)
 
-def read_episodes(path:Path, repair:bool=True) -> list[dict]:
-    "The episodes stored in `path` (a torn last line from a kill is dropped and, with `repair`, cut off)."
-    path = Path(path)
-    if not path.is_file(): return []
-    raw = path.read_bytes()
-    lines, out, pos = raw.split(b"\n"), [], 0
-    for i, line in enumerate(lines):
-        if line.strip():
-            try: out.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                if i < len(lines) - 1 and any(l.strip() for l in lines[i + 1:]):
-                    raise DataError(f"{path}: line {i + 1} is not valid JSON ({e}) and is not the last line; fix or remove it") from None
-                warnings.warn(f"{path}: dropping a torn last line ({len(line)} bytes) left by an interrupted run")
-                if repair:
-                    with open(path, "r+b") as f: f.truncate(pos)
-                break
-        pos += len(line) + 1
-    return out
+def read_episodes(path:Path, # a run's episodes.jsonl
+                  repair:bool=False, # cut a torn last line off (only the driver holding the run folder, before it appends)
+                 ) -> list[dict]:
+    "The episodes stored in `path` (`also.core.read_jsonl`: a torn last line from a kill is skipped)."
+    return read_jsonl(path, repair)
 
 # %% ../../nbs/54_run.batch.ipynb #ad7abd03
 _OPERATIONAL = ("concurrency", "retries", "save_bandits")
@@ -158,6 +148,27 @@ def prepare_run_dir(run:RunConfig, results_dir:Path, models:dict) -> Path:
     f.write_text(json.dumps(cfg, indent=1, default=_jsonable))
     return d
 
+# %% ../../nbs/54_run.batch.ipynb #93e55e62
+def claim_run_dir(d:Path) -> object:
+    "Hold the run folder `d` for this driver (a file lock, kept until `release_run_dir`); a ConfigError naming the holder if another driver has it."
+    from filelock import FileLock, Timeout
+    d = Path(d); d.mkdir(parents=True, exist_ok=True)
+    lock, info = FileLock(str(d/".driver.lock"), timeout=0), d/".driver.json"
+    who = lambda: (lambda w: f"pid {w.get('pid')} on {w.get('host')}, since {w.get('since')}")(_json_or_empty(info))
+    try: lock.acquire()
+    except Timeout: raise ConfigError(f"run folder {d} is in use by another driver ({who()}): wait for it to end, or use another --tag") from None
+    if info.is_file(): print(f"also run {d.name}: taking over the run folder from a driver that is gone ({who()})", file=sys.stderr)
+    info.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")}))
+    return lock
+
+def release_run_dir(d:Path, lock):
+    "Give the run folder back (after the driver's last write)."
+    (Path(d)/".driver.json").unlink(missing_ok=True); lock.release()
+
+def _json_or_empty(f:Path) -> dict:
+    try: return json.loads(f.read_text())
+    except (OSError, ValueError): return {}
+
 # %% ../../nbs/54_run.batch.ipynb #f090c805
 def _progress(total:int, desc:str, unit:str, enabled:bool, position:int=0):
     return progress_bar(total=total, desc=desc, unit=unit, enabled=enabled, position=position, leave=True, dynamic_ncols=True)
@@ -166,35 +177,45 @@ def _safe(eid:str) -> str: return eid.replace("#", "_")
 
 def _opt_float(v) -> float|None: return None if v is None or str(v).strip() == "" else float(v)
 
-def scale_options(settings:Settings, max_cost=None, workers=None, ray=None) -> tuple:
-    "(max_cost, workers, ray) of a run: the arguments, else `[llm] max_cost`, `[scale] workers` and `[scale] ray`."
-    sc = settings.values.get("scale") or {}
+def _flag(v) -> bool: return str(v).strip().lower() in ("1", "true", "yes", "on")
+
+def scale_options(settings:Settings, max_cost=None, workers=None, ray=None, unpriced_free=None) -> tuple:
+    "(max_cost, workers, ray, unpriced_free) of a run: the arguments, else `[llm] max_cost`, `[scale] workers`, `[scale] ray`, `[llm] unpriced_free`."
+    sc, llm = settings.values.get("scale") or {}, settings.values.get("llm") or {}
     try:
-        max_cost = _opt_float(settings.values.get("llm", {}).get("max_cost")) if max_cost is None else float(max_cost)
+        max_cost = _opt_float(llm.get("max_cost")) if max_cost is None else float(max_cost)
         workers = int(sc.get("workers") or 1) if workers is None else int(workers)
     except ValueError as e: raise ConfigError(f"max_cost / workers: {e}") from None
     if max_cost is not None and max_cost < 0: raise ConfigError(f"max_cost must be >= 0, got {max_cost}")
     if workers < 0: raise ConfigError(f"workers must be >= 0 (0: one per core), got {workers}")
-    return max_cost, workers or os.cpu_count() or 1, (sc.get("ray") or None) if ray is None else (ray or None)
+    unpriced_free = _flag(llm.get("unpriced_free", "")) if unpriced_free is None else bool(unpriced_free)
+    return max_cost, workers or os.cpu_count() or 1, (sc.get("ray") or None) if ray is None else (ray or None), unpriced_free
 
-async def _start_pool(settings, client, embedder, workers:int, ray:str|None, n_todo:int):
-    if ray: return await RayPool(ray, lambda n: WorkerSetup.of(settings, client, embedder, n)).start()
-    if workers > 1 and n_todo: return await ProcessPool(workers, WorkerSetup.of(settings, client, embedder, workers)).start()
-    return None
+WORKER_LOSSES = 3       # a worker dying this many times under one episode counts as one failed attempt of the episode
 
-def _announce(run, todo, models, client, d, budget, profile):
-    "Print the estimate (hosted models, or a budget) and what the budget guard cannot see, on stderr."
+async def _start_pool(settings, client, embedder, workers:int, ray:str|None, n_todo:int) -> tuple:
+    "(pool, the driver's lease service), or (None, None) when the episodes play in this process."
+    if not n_todo or (not ray and workers <= 1): return None, None
+    pool = RayPool(ray) if ray else ProcessPool(workers)
+    host = pool.connect() if ray else "127.0.0.1"
+    service = await DriverService(client.gate, client.ledger, host).start()
+    try: await pool.start(WorkerSetup.of(settings, client, embedder, service.address))
+    except BaseException: await service.close(); raise
+    return pool, service
+
+def _announce(run, todo, models, client, d, ceiling, profile):
+    "Print the estimate (hosted models, or a budget) on stderr."
     est = None
-    if todo and (hosted_models(models) or budget.max_usd is not None):
+    if todo and (hosted_models(models) or ceiling is not None):
         est = estimate_run(run.episode.method, run.episode.max_turns, len(todo), models, client.limits, d/"ledger.jsonl")
         print(f"also run {run.tag}: {estimate_text(est, run.episode.method, run.episode.max_turns)}", file=sys.stderr)
-        if budget.max_usd is not None:
+        if ceiling is not None:
             scope = f"the runs of profile {profile!r}" if profile else "this run"
-            print(f"also run {run.tag}: budget ${budget.max_usd:g} for {scope}, ${budget.spent:.4f} spent so far"
-                  + (f"; calls to {', '.join(est['unpriced'])} have no known price and are not counted" if est["unpriced"] else ""),
-                  file=sys.stderr)
+            print(f"also run {run.tag}: budget ${ceiling.max_usd:g} for {scope}, ${ceiling.spent:.4f} spent so far"
+                  + ("; calls to models without a price count as $0 (--unpriced-free)" if ceiling.unpriced_free else ""), file=sys.stderr)
     return est
 
+# %% ../../nbs/54_run.batch.ipynb #50ae8f21
 async def run_batch(run:RunConfig,                 # what to run
                     results_dir:Path|str|None=None, # results folder (default: settings [paths] results)
                     client:LLMClient|None=None,    # LLM layer (default: from settings, ledger in the run folder)
@@ -204,115 +225,132 @@ async def run_batch(run:RunConfig,                 # what to run
                     max_cost:float|None=None,      # USD budget (default: settings [llm] max_cost; None: no budget)
                     workers:int|None=None,         # worker processes (default: settings [scale] workers; 1: this process)
                     ray:str|None=None,             # Ray cluster address (default: settings [scale] ray; None: no Ray)
+                    unpriced_free:bool|None=None,  # under a budget, calls to models without a price cost $0 (default: [llm] unpriced_free)
                    ) -> dict:                       # the run summary
     "Run every planned episode that is not stored yet; returns (and writes) the summary."
     settings = settings or Settings.load()
-    max_cost, workers, ray = scale_options(settings, max_cost, workers, ray)
+    max_cost, workers, ray, unpriced_free = scale_options(settings, max_cost, workers, ray, unpriced_free)
     results = Path(results_dir) if results_dir else settings.path("results")
     check_paths({"results": results, "cache": settings.path("cache"), "sotopia_store": settings.path("sotopia_store")})
-    own_client = client is None
-    if own_client:
-        client = LLMClient(settings, ledger=Ledger(results/run.tag/"ledger.jsonl", run=run.tag),
-                           cache_path=settings.path("cache")/"llm.sqlite")
+    d = results/run.tag
+    if client is None:   # its ledger stays in memory until the run may start (a refused run leaves none)
+        client = LLMClient(settings, ledger=Ledger(run=run.tag), cache_path=settings.path("cache")/"llm.sqlite")
     if embedder is None:
         embedder = EmbeddingClient(run.episode.models.get("embedding") or settings.get("models", "embedding"),
-                                   cache_path=settings.path("cache")/"embeddings.sqlite", ledger=client.ledger, settings=settings,
-                                   timeout=client.limits.timeout, retries=client.limits.retries, backoff=client.limits.backoff)
-    models = resolved_models(run.episode, client, embedder.model)
-    await preflight(run.episode, models, client, embedder, run.init_bandits)     # fail before the first episode, not in each
-    d = prepare_run_dir(run, results, models)
-    install_into_sotopia(store_dir=settings.path("sotopia_store"))
-    data = load_data()
-    init = {k: load_bandit(p).state_dict() for k, p in (run.init_bandits or {}).items()}
-    done = {e["episode_id"] for e in read_episodes(d/"episodes.jsonl")}
-    todo = [p for p in run.plan() if p[0] not in done]
-    profile = run.extra.get("reproduce_profile")
-    before = ledger_usd(d/"ledger.jsonl") + (profile_usd(results, profile, skip=run.tag) if profile and max_cost is not None else 0.0)
-    budget = Budget(max_cost, before, client.ledger)             # what the run's ledger file held, plus this session's calls
-    est = _announce(run, todo, models, client, d, budget, profile)
-    old_client = set_client(client)
-    t0, stats = time.time(), {"completed": 0, "failed": 0, "retried": 0, "not_started": 0, "cost": 0.0}
-    bar = _progress(len(todo), f"{run.tag}: episodes", "ep", progress)
-    tbar = _progress(len(todo) * run.episode.max_turns, "turns", "turn", progress, position=1)
-    sem, lock, halt = asyncio.Semaphore(1 if run.carry_bandits else int(run.concurrency)), asyncio.Lock(), asyncio.Event()
-    carried = dict(init)
-    if run.carry_bandits and done:       # resume a carried run from the last stored episode's bandits
-        last = [e for e in read_episodes(d/"episodes.jsonl") if e.get("bandit_state")][-1]
-        carried = {k: load_bandit(d/p).state_dict() for k, p in last["bandit_state"].items()}
-    pool = None
-
-    def show():
-        bar.set_postfix(failed=stats["failed"], cost=fmt_cost(stats["cost"]))
-
-    async def play(eid, pk, cfg, attempt, seen):
-        "One attempt: (record, bandits), here or on a worker."
-        states = carried if run.carry_bandits else init
-        if pool is None:
-            res = await run_episode(data.combos[pk], cfg, embedder, client, eid, run.tag, states,
-                                    on_turn=lambda r: (seen.append(r), tbar.update(1)), attempt=attempt)
-            return res.record, res.bandits
-        out = await pool.play(EpisodeJob(eid, pk, cfg.to_dict(), run.tag, attempt, states or None,
-                                         run.save_bandits or run.carry_bandits))
-        client.ledger.extend(out["ledger"])
-        if out["error"]: raise (ConfigError if out.get("config_error") else AlsoError)(out["error"])
-        return out["record"], out["bandits"] or {}
-
-    async def one(eid, pk, rep):
-        async with sem:
-            if halt.is_set(): return              # a ConfigError is stopping the batch: start nothing more
-            if budget.exhausted: stats["not_started"] += 1; return
-            cfg = run.episode_config(pk, rep)
-            errs = []
-            for attempt in range(int(run.retries) + 1):
-                seen = []
-                try:
-                    record, bandits = await play(eid, pk, cfg, attempt, seen)
-                    break
-                except ConfigError: halt.set(); raise   # the same in every episode: it stops the batch, never retried
-                except Exception as e:            # cancellation and Ctrl-C are BaseExceptions: they propagate
-                    errs.append(describe(e)); tbar.update(-len(seen))
-                    if attempt < int(run.retries): stats["retried"] += 1
-            else:
-                async with lock:
-                    append_jsonl(d/"failures.jsonl", {"format": FORMATS["failure"], "episode_id": eid, "combo_pk": pk, "rep": rep, "attempts": len(errs),
-                                                      "errors": errs, "ts": time.time()})
-                    stats["failed"] += 1; bar.update(1); show()
-                return
-            rec = {"format": FORMATS["episode"], **record, "rep": rep, "attempts": attempt + 1}
-            if run.save_bandits:
-                (d/"bandits").mkdir(exist_ok=True)
-                rec["bandit_state"] = {k: str(save_bandit(b, d/"bandits"/f"{_safe(eid)}.{k}.json").relative_to(d))
-                                       for k, b in bandits.items()}
-            if run.carry_bandits: carried.update({k: b.state_dict() for k, b in bandits.items()})
-            tbar.update(run.episode.max_turns - len(seen))
-            async with lock:
-                append_jsonl(d/"episodes.jsonl", rec)
-                stats["completed"] += 1
-                c = rec["ledger"]["cost_usd"]
-                stats["cost"] = None if c is None or stats["cost"] is None else stats["cost"] + c
-                bar.update(1); show()
-
+                                   cache_path=settings.path("cache")/"embeddings.sqlite", ledger=client.ledger, gate=client.gate,
+                                   settings=settings, timeout=client.limits.timeout, retries=client.limits.retries, backoff=client.limits.backoff)
+    profile, old_ceiling, lock, pool, service = run.extra.get("reproduce_profile"), client.gate.ceiling, None, None, None
+    n0, attached = len(client.ledger.records), client.ledger.path is None   # a ledger in memory gets the run's file, from the checks on
+    old_client = set_client(client)     # the default client of this run's calls (an embedder without its own ledger and gate uses it)
     try:
-        pool = await _start_pool(settings, client, embedder, workers, ray, len(todo))
-        t0 = time.time()                          # wall time of the episodes, not of starting workers
-        if run.carry_bandits:
-            for p in todo: await one(*p)          # in order: each episode starts from the previous one's bandits
-        else:
-            try:
-                async with asyncio.TaskGroup() as tg:   # the first failure cancels the other episodes ...
-                    for p in todo: tg.create_task(one(*p))
-            except BaseExceptionGroup as eg: raise eg.exceptions[0]   # ... and propagates as itself
-    finally:
-        bar.close(); tbar.close(); set_client(old_client)
-        if pool is not None: await pool.close()
-        await drain_llm_layer()         # HTTP sessions closed; litellm's logging worker would otherwise hang the loop's shutdown
-    s = _summarize(run, d, len(done), stats, time.time() - t0, models, budget, est, pool, workers, ray)
-    if s["stopped"]:
-        print(f"also run {run.tag}: budget of ${budget.max_usd:g} reached (${budget.spent:.4f} spent): {stats['not_started']} "
-              f"episode(s) not started; re-run with a higher --max-cost to continue", file=sys.stderr)
-    return s
+        models = resolved_models(run.episode, client, embedder.model)
+        before = ledger_usd(d/"ledger.jsonl")
+        ceiling = None if max_cost is None else \
+            CostCeiling(max_cost, before + (profile_usd(results, profile, skip=run.tag) if profile else 0.0), unpriced_free)
+        client.gate.ceiling, usd0 = ceiling, client.ledger.usd
+        try: await preflight(run.episode, models, client, embedder, run.init_bandits, ceiling=ceiling)   # fail before the first episode
+        except BudgetExceeded as e:
+            raise BudgetReached(f"run {run.tag}: the budget of ${max_cost:g} does not admit the run's check calls "
+                                f"(${ceiling.spent:.4f} spent): {e}") from None
+        lock = claim_run_dir(d)
+        d = prepare_run_dir(run, results, models)
+        if attached: client.ledger.attach(d/"ledger.jsonl", client.ledger.records[n0:])
+        install_into_sotopia(store_dir=settings.path("sotopia_store"))
+        data = load_data()
+        init = {k: load_bandit(p).state_dict() for k, p in (run.init_bandits or {}).items()}
+        stored = read_episodes(d/"episodes.jsonl", repair=True); read_jsonl(d/"failures.jsonl", repair=True)
+        done = {e["episode_id"] for e in stored}
+        todo = [p for p in run.plan() if p[0] not in done]
+        est = _announce(run, todo, models, client, d, ceiling, profile)
+        t0, stats = time.time(), {"completed": 0, "failed": 0, "retried": 0, "not_started": 0, "interrupted": 0, "cost": 0.0}
+        bar = _progress(len(todo), f"{run.tag}: episodes", "ep", progress)
+        tbar = _progress(len(todo) * run.episode.max_turns, "turns", "turn", progress, position=1)
+        sem, wlock, halt = asyncio.Semaphore(1 if run.carry_bandits else int(run.concurrency)), asyncio.Lock(), asyncio.Event()
+        carried = dict(init)
+        if run.carry_bandits and done:       # resume a carried run from the last stored episode's bandits
+            last = [e for e in stored if e.get("bandit_state")][-1]
+            carried = {k: load_bandit(d/p).state_dict() for k, p in last["bandit_state"].items()}
 
-def _summarize(run, d, n_before, stats, wall, models, budget, est, pool, workers, ray) -> dict:
+        def show(): bar.set_postfix(failed=stats["failed"], cost=fmt_cost(stats["cost"]))
+
+        async def play(eid, pk, cfg, attempt, seen):
+            "One attempt: (record, bandits), here or on a worker."
+            states = carried if run.carry_bandits else init
+            if pool is None:
+                res = await run_episode(data.combos[pk], cfg, embedder, client, eid, run.tag, states,
+                                        on_turn=lambda r: (seen.append(r), tbar.update(1)), attempt=attempt)
+                return res.record, res.bandits
+            out = await pool.play(EpisodeJob(eid, pk, cfg.to_dict(), run.tag, attempt, states or None, run.save_bandits or run.carry_bandits))
+            if not await service.received(eid, attempt, out["ledger_lines"]):
+                warnings.warn(f"{eid}: some ledger lines of attempt {attempt} did not reach the driver")
+            if out.get("budget"): raise BudgetExceeded(out["error"])
+            if out["error"]: raise (ConfigError if out.get("config_error") else AlsoError)(out["error"])
+            return out["record"], out["bandits"] or {}
+
+        async def one(eid, pk, rep):
+            async with sem:
+                if halt.is_set(): return              # a ConfigError is stopping the batch: start nothing more
+                if ceiling is not None and ceiling.exhausted: stats["not_started"] += 1; return
+                cfg, errs, tries, lost = run.episode_config(pk, rep), [], 0, 0
+                while True:
+                    seen, tries = [], tries + 1
+                    try:
+                        record, bandits = await play(eid, pk, cfg, tries - 1, seen)
+                        break
+                    except ConfigError: halt.set(); raise   # the same in every episode: it stops the batch, never retried
+                    except BudgetExceeded:              # not sent: the episode stops here, unstored and unfailed (a re-run plays it)
+                        tbar.update(-len(seen)); stats["interrupted"] += 1; bar.update(1); return
+                    except Exception as e:              # cancellation and Ctrl-C are BaseExceptions: they propagate
+                        tbar.update(-len(seen))
+                        if isinstance(e, WorkerLost) and (lost := lost + 1) < WORKER_LOSSES: continue   # not the episode's failure
+                        errs.append(describe(e))
+                        if len(errs) > int(run.retries): break
+                        stats["retried"] += 1
+                if len(errs) > int(run.retries):
+                    async with wlock:
+                        append_jsonl(d/"failures.jsonl", {"format": FORMATS["failure"], "episode_id": eid, "combo_pk": pk, "rep": rep,
+                                                          "attempts": tries, "errors": errs, "ts": time.time()})
+                        stats["failed"] += 1; bar.update(1); show()
+                    return
+                rec = {"format": FORMATS["episode"], **record, "rep": rep, "attempts": tries}
+                if run.save_bandits:
+                    (d/"bandits").mkdir(exist_ok=True)
+                    rec["bandit_state"] = {k: str(save_bandit(b, d/"bandits"/f"{_safe(eid)}.{k}.json").relative_to(d))
+                                           for k, b in bandits.items()}
+                if run.carry_bandits: carried.update({k: b.state_dict() for k, b in bandits.items()})
+                tbar.update(run.episode.max_turns - len(seen))
+                async with wlock:
+                    append_jsonl(d/"episodes.jsonl", rec)
+                    stats["completed"] += 1
+                    c = rec["ledger"]["cost_usd"]
+                    stats["cost"] = None if c is None or stats["cost"] is None else stats["cost"] + c
+                    bar.update(1); show()
+
+        try:
+            pool, service = await _start_pool(settings, client, embedder, workers, ray, len(todo))
+            t0 = time.time()                          # wall time of the episodes, not of starting workers
+            if run.carry_bandits:
+                for p in todo: await one(*p)          # in order: each episode starts from the previous one's bandits
+            else:
+                try:
+                    async with asyncio.TaskGroup() as tg:   # the first failure cancels the other episodes ...
+                        for p in todo: tg.create_task(one(*p))
+                except BaseExceptionGroup as eg: raise eg.exceptions[0]   # ... and propagates as itself
+        finally:
+            bar.close(); tbar.close()
+            if pool is not None: await pool.close()
+            if service is not None: await service.close()
+        spent = ceiling.spent if ceiling is not None else before + client.ledger.usd - usd0
+        return _summarize(run, d, len(done), stats, time.time() - t0, models, max_cost, spent, ceiling, est, pool, service, workers, ray)
+    finally:
+        client.gate.ceiling = old_ceiling
+        if attached: client.ledger.path = None
+        set_client(old_client)
+        if lock is not None: release_run_dir(d, lock)
+        await drain_llm_layer()         # HTTP sessions closed (also after a refused start); litellm's logging worker would hang the loop's shutdown
+
+# %% ../../nbs/54_run.batch.ipynb #338aebaf
+def _summarize(run, d, n_before, stats, wall, models, max_cost, spent, ceiling, est, pool, service, workers, ray) -> dict:
     eps = read_episodes(d/"episodes.jsonl")
     calls = {}
     for e in eps:
@@ -321,22 +359,25 @@ def _summarize(run, d, n_before, stats, wall, models, budget, est, pool, workers
     costs = [e["ledger"]["cost_usd"] for e in eps]
     s = {"format": FORMATS["summary"], "tag": run.tag, "planned": len(run.plan()), "stored": len(eps), "already_done": n_before,
          "completed_now": stats["completed"], "failed_now": stats["failed"], "retried_now": stats["retried"],
-         "stopped": "budget" if stats["not_started"] else None, "not_started": stats["not_started"],
-         "wall_s": round(wall, 2), "calls": calls,
+         "stopped": "budget" if stats["not_started"] or stats["interrupted"] else None, "not_started": stats["not_started"],
+         "interrupted": stats["interrupted"], "wall_s": round(wall, 2), "calls": calls,
          "cost_usd": None if any(c is None for c in costs) else round(sum(costs), 6),   # None: a model's price is unknown
-         "max_cost_usd": budget.max_usd, "spent_usd": round(budget.spent, 6), "estimate": est,
-         "mean_overall": round(float(np.mean(finals)), 4) if finals else None, "models": models,
+         "max_cost_usd": max_cost, "spent_usd": round(spent, 6), "overrun_usd": round(ceiling.overrun, 6) if ceiling else None,
+         "estimate": est, "mean_overall": round(float(np.mean(finals)), 4) if finals else None, "models": models,
          "workers": {"where": "ray" if ray else ("processes" if pool is not None else "this process"),
-                     "n": getattr(pool, "n", 1), "lost": getattr(pool, "lost", 0),
+                     "n": getattr(pool, "n", 1), "lost": getattr(pool, "lost", 0), "lost_calls": getattr(service, "lost_calls", 0),
                      "cpu_s": round(pool.cpu_s(), 2) if pool is not None else None}}
     (d/"summary.json").write_text(json.dumps(s, indent=1))
     return s
+
+def budget_line(s:dict) -> str:
+    "One line for people: where the budget stopped a run, and how to continue."
+    return (f"run {s['tag']}: budget of ${s['max_cost_usd']:g} reached (${s['spent_usd']:.4f} spent): {s['interrupted']} episode(s) "
+            f"stopped, {s['not_started']} not started; re-run with a higher --max-cost to continue")
 
 def run(run_cfg:RunConfig, **kw) -> dict:
     "Synchronous `run_batch` (works inside Jupyter's running loop too); a run of an `also reproduce` profile that hits its budget raises `BudgetReached`, so the profile stops."
     from also.llm.adapter import run_sync
     s = run_sync(run_batch(run_cfg, **kw))
-    if s["stopped"] == "budget" and run_cfg.extra.get("reproduce_profile"):
-        raise BudgetReached(f"run {run_cfg.tag}: budget ${s['max_cost_usd']:g} reached (${s['spent_usd']:.4f} spent), "
-                            f"{s['not_started']} episode(s) not started")
+    if s["stopped"] == "budget" and run_cfg.extra.get("reproduce_profile"): raise BudgetReached(budget_line(s))
     return s

@@ -4,12 +4,13 @@
 
 # %% ../../nbs/55_run.command.ipynb #47697ceb
 from __future__ import annotations
-import argparse, json, os
-from contextlib import contextmanager
+import argparse, json, os, sys
+from contextlib import contextmanager, redirect_stdout
 from ..core import ConfigError, CommandFailed, Settings, renamed_flag
 from ..sotopia.data import SPLITS
 from ..sotopia.agents import EpisodeConfig, MODEL_KEYS
-from .batch import RunConfig, run, scale_options
+from .batch import RunConfig, budget_line, run, scale_options
+from .budget import BudgetReached
 
 # %% auto #0
 __all__ = ['LLM_FLAGS', 'add_scale_flags', 'scale_overrides', 'apply_overrides', 'overrides_env', 'run_parser',
@@ -31,7 +32,10 @@ LLM_FLAGS = {"timeout": (float, "seconds per attempt of one call"), "retries": (
 def add_scale_flags(p:argparse.ArgumentParser):
     "The flags `also run` and `also reproduce` share: budget, worker processes, Ray and the `[llm]` limits."
     g = p.add_argument_group("scale", "budget, workers, Ray and LLM limits (defaults: settings.ini [llm] and [scale])")
-    g.add_argument("--max-cost", type=float, metavar="USD", help="start no new episode once the run (a reproduce profile: all its runs) has spent USD")
+    g.add_argument("--max-cost", type=float, metavar="USD", help="a hard ceiling: no call is sent whose worst case could take the run "
+                   "(a reproduce profile: all its runs) past USD; the run then stops (exit 2) and resumes with a higher budget")
+    g.add_argument("--unpriced-free", action="store_true", default=None, help="under --max-cost, count calls to models "
+                   "without a known price as $0 (a self-hosted server); without it they are refused ([llm] unpriced_free)")
     g.add_argument("--workers", type=int, metavar="N", help="worker processes on this machine (1: this process; 0: one per core)")
     g.add_argument("--ray", metavar="ADDRESS", help="run episodes on a Ray cluster: 'local', 'auto' or HOST:PORT (pip install 'also[ray]')")
     for k, (t, what) in LLM_FLAGS.items():
@@ -43,6 +47,7 @@ def scale_overrides(a:argparse.Namespace) -> dict:
     out = {"llm": {k: str(getattr(a, f"llm_{k}")) for k in LLM_FLAGS if getattr(a, f"llm_{k}", None) is not None},
            "scale": {k: str(getattr(a, k)) for k in ("workers", "ray") if getattr(a, k, None) is not None}}
     if getattr(a, "max_cost", None) is not None: out["llm"]["max_cost"] = str(a.max_cost)
+    if getattr(a, "unpriced_free", None): out["llm"]["unpriced_free"] = "true"
     return {s: kv for s, kv in out.items() if kv}
 
 def apply_overrides(settings:Settings, overrides:dict) -> Settings:
@@ -84,6 +89,7 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--lam", type=float, help="score decay λ (ALSO)")
     p.add_argument("--depth", type=int, help="surrogate hidden layers (ALSO, NeuralUCB)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="any other bandit option (repeatable)")
+    p.add_argument("--agent", metavar="MODEL", help="both agents' model (default: settings.ini [models] agent; --agent-p1/--agent-p2 for two)")
     for k in MODEL_KEYS: p.add_argument(f"--{k.replace('_', '-')}", dest=k, metavar="MODEL", help=f"{k} model (default: settings.ini [models])")
     p.add_argument("--concurrency", type=int, default=4, help="episodes in flight (default: 4)")
     p.add_argument("--retries", type=int, default=2, help="extra attempts of a failed episode (default: 2)")
@@ -99,7 +105,8 @@ def run_config_from_args(a) -> RunConfig:
     opts = dict(_kv(s) for s in a.option)
     for k in ("eta", "lam", "depth"):
         if getattr(a, k) is not None: opts[k] = getattr(a, k)
-    models = {k: getattr(a, k) for k in MODEL_KEYS if getattr(a, k)}
+    models = {k: getattr(a, k) or (a.agent if k.startswith("agent_") else None) for k in MODEL_KEYS}
+    models = {k: v for k, v in models.items() if v}
     seed = Settings.load().int("run", "seed") if a.seed is None else a.seed
     ep = EpisodeConfig(a.method, a.optimize, a.profile, a.space, a.turns, a.judge_mode, seed, opts, models, not a.no_learn)
     init = {k: v for k, v in (("p1", a.init_p1), ("p2", a.init_p2)) if v} or None
@@ -107,11 +114,15 @@ def run_config_from_args(a) -> RunConfig:
                      a.retries, a.save_bandits, init)
 
 def run_cli(argv:list|None=None) -> dict:
-    "`also run`: run (or resume) a batch and print its summary."
+    "`also run`: run (or resume) a batch and print its summary, the only thing on stdout (library chatter goes to stderr)."
+    import litellm
     a = run_parser().parse_args(argv)
     settings = apply_overrides(Settings.load(), scale_overrides(a))
-    s = run(run_config_from_args(a), results_dir=a.results, progress=not a.no_progress, settings=settings)
+    litellm.suppress_debug_info = True                       # no "Provider List: ..." banners
+    with redirect_stdout(sys.stderr):                        # Sotopia's storage line and any other print
+        s = run(run_config_from_args(a), results_dir=a.results, progress=not a.no_progress, settings=settings)
     print(json.dumps(s, indent=1))
+    if s["stopped"] == "budget": raise BudgetReached(budget_line(s))
     if s["failed_now"]: raise CommandFailed(f"{s['failed_now']} episode(s) failed after retries; see failures.jsonl "
                                             "(re-run the same command to try them again)")
     return s

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 from ..core import AlsoError, ConfigError
-from ..llm.spec import LLMOutputError, parse_model_spec
+from ..llm.spec import BudgetExceeded, LLMOutputError, parse_model_spec
+from ..llm.gate import model_price
 from ..llm.retry import EndpointError
 from ..llm.ledger import llm_tags
 from ..bandits.base import bandit_class, load_bandit
@@ -103,39 +104,51 @@ def _why(e:BaseException) -> str:
     if st == 404: return f"does not know this model (HTTP 404: {text[:200]})"
     return f"failed its preflight call ({text[:240]})"
 
+def _unpriced(name:str, client, ceiling) -> str|None:
+    "Why a budget cannot bound `name`'s calls (None: it can, or there is no budget)."
+    if ceiling is None or ceiling.unpriced_free or model_price(name, client.limits) is not None: return None
+    return ("has no known price, so --max-cost cannot bound its calls: give it a price in [llm] models "
+            "(e.g. --llm-models '{\"" + name + "\": {\"price\": [0.5, 1.5]}}', USD per 1M input and output tokens), "
+            "or pass --unpriced-free if its calls cost nothing (a self-hosted server)")
+
 async def _probe(client, name:str, roles:list, embedder) -> str|None:
-    "One call to `name` on behalf of `roles`; the reason it failed, or None."
+    "One call to `name` (to each endpoint of a router) on behalf of `roles`, retried as any call; why it failed, or None."
     spec = parse_model_spec(name)
-    if "embedding" in roles:
-        if name.startswith(("fake", "local/")): return None
-        try: await embedder.backend.aencode(["also preflight"], 30.0); return None
-        except Exception as e: return _why(e)
-    if all(ep.kind in ("scripted", "local") for ep in spec.endpoints or (spec,)): return None   # in-process: checked statically
-    structured = any(r in _STRUCTURED for r in roles)
     try:
         with llm_tags(preflight=True):
-            if structured:
-                await client.acompletion([{"role": "user", "content": 'Reply with the JSON object {"ok": true}.'}], "agent" if roles[0].startswith("agent") else roles[0],
-                                         model=name, response_format=_Ok, max_tokens=24, temperature=0.0, cache=False, retries=0, timeout=60)
-            else: await client.acompletion([{"role": "user", "content": "ping"}], roles[0], model=name, max_tokens=1, cache=False, retries=0, timeout=60)
+            if "embedding" in roles:
+                if not name.startswith(("fake", "local/")): await embedder._batch(["also preflight"])
+                return None
+            if all(ep.kind in ("scripted", "local") for ep in spec.endpoints or (spec,)): return None   # in-process: checked statically
+            ask = dict(response_format=_Ok, max_tokens=24, temperature=0.0) if any(r in _STRUCTURED for r in roles) else dict(max_tokens=1)
+            text = 'Reply with the JSON object {"ok": true}.' if "response_format" in ask else "ping"
+            purpose, bad = "agent" if roles[0].startswith("agent") else roles[0], []
+            for ep in spec.endpoints or (spec,):
+                try: await client.acompletion([{"role": "user", "content": text}], purpose, model=ep.raw, cache=False,
+                                              timeout=min(60.0, client.timeout), **ask)
+                except BudgetExceeded: raise
+                except Exception as e: bad.append((ep.raw, _why(e)))
+    except BudgetExceeded: raise                   # the budget does not admit even the check: the run stops by its budget
     except Exception as e: return _why(e)
-    return None
+    if not spec.endpoints: return bad[0][1] if bad else None
+    return "; ".join(f"has a failing endpoint: {ep!r} {why}" for ep, why in bad) or None
 
 async def preflight(cfg:EpisodeConfig, # what every episode does
                     models:dict, # {role: model name} the episodes will use (`also.run.batch.resolved_models`)
                     client, # the run's also.llm.client.LLMClient
                     embedder=None, # the run's also.llm.embeddings.EmbeddingClient
                     init_bandits:dict|None=None, # saved bandits the episodes start from
-                    call:bool=True, # make the one call per model (False: static checks only)
+                    call:bool=True, # make the one call per model and endpoint (False: static checks only)
+                    ceiling=None, # the run's also.llm.gate.CostCeiling: every model needs a price (unless unpriced calls are free)
                    ) -> dict:
     "Check a run before its first episode; {role: model} of what was checked, or one `ConfigError` naming every failing role."
     bandit = await check_episode(cfg, init_bandits)
     roles = roles_used(cfg, bandit)
     by_model = {}
     for r in roles: by_model.setdefault(models[r], []).append(r)
-    problems = {m: p for m in by_model if (p := _static_problem(by_model[m][0], m))}
-    if call:
-        todo = [m for m in by_model if m not in problems]
+    problems = {m: p for m in by_model if (p := _static_problem(by_model[m][0], m) or _unpriced(m, client, ceiling))}
+    if call and not problems:
+        todo = list(by_model)
         found = await asyncio.gather(*[_probe(client, m, by_model[m], embedder) for m in todo])
         problems |= {m: p for m, p in zip(todo, found) if p}
     if problems:

@@ -4,25 +4,28 @@
 
 # %% ../../nbs/53_run.workers.ipynb #eb9bd1db
 from __future__ import annotations
-import asyncio, copy, itertools, multiprocessing as mp, os, threading, time, warnings
+import asyncio, copy, itertools, multiprocessing as mp, os, sys, threading, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from ..core import AlsoError, ConfigError, Settings
 from ..llm.client import LLMClient
+from ..llm.gate import Gate
 from ..llm.limits import LLMLimits
 from ..llm.ledger import Ledger
 from ..llm.retry import describe
+from ..llm.spec import BudgetExceeded
 from ..llm.adapter import drain_llm_layer
 from ..llm.embeddings import EmbeddingClient
 from ..sotopia.agents import EpisodeConfig
 from ..sotopia.episode import run_episode
+from .lease import RemoteGate
 
 # %% auto #0
 __all__ = ['WorkerLost', 'EpisodeJob', 'WorkerSetup', 'EpisodeWorker', 'ProcessPool', 'import_ray', 'RayPool']
 
 # %% ../../nbs/53_run.workers.ipynb #aadc45c8
 class WorkerLost(AlsoError):
-    "The worker playing an episode died (killed, out of memory, its machine gone); the episode can be retried."
+    "The worker playing an episode died (killed, out of memory, its machine gone); the episode is played again."
 
 @dataclass
 class EpisodeJob:
@@ -31,7 +34,7 @@ class EpisodeJob:
     combo_pk: str
     episode: dict                    # EpisodeConfig.to_dict(), with this episode's seed
     tag: str                         # run tag (ledger records, Sotopia log)
-    attempt: int = 0                 # retry number (kept apart in the ledger)
+    attempt: int = 0                 # the attempt's number (its ledger records' episode_try)
     init_states: dict|None = None    # {"p1": bandit state_dict, ...} to start from
     want_bandits: bool = False       # send the final bandits back (save_bandits / carry_bandits)
 
@@ -41,14 +44,15 @@ class WorkerSetup:
     settings: dict                   # Settings.values
     root: str                        # Settings.root (relative paths)
     models: dict                     # the driver client's role models
-    limits: LLMLimits                # this worker's share of the [llm] limits
+    limits: LLMLimits                # the [llm] limits (remote endpoints: enforced by the driver, in total)
     embedding: str                   # embedding model name
+    driver: tuple                    # (host, port, token) of the driver's lease service (also.run.lease.DriverService)
     llm_cache: bool = True           # keep an LLM response cache (as the driver's client does, or not)
     embedding_cache: bool = True     # keep an embedding cache (likewise)
 
     @classmethod
-    def of(cls, settings:Settings, client:LLMClient, embedder, n_workers:int) -> WorkerSetup:
-        return cls(settings.values, str(settings.root), dict(client.models), client.limits.share(n_workers), embedder.model,
+    def of(cls, settings:Settings, client:LLMClient, embedder, driver:tuple) -> WorkerSetup:
+        return cls(settings.values, str(settings.root), dict(client.models), client.limits, embedder.model, tuple(driver),
                    client.cache is not None, getattr(embedder, "cache", None) is not None)
 
 # %% ../../nbs/53_run.workers.ipynb #e92d3dac
@@ -71,23 +75,25 @@ def _usable_dir(p:Path, name:str) -> Path:
         warnings.warn(f"{p} cannot be created on this machine; using {q}"); return q
 
 class EpisodeWorker:
-    "Plays episode jobs in one process, with its own LLM client, embedder and caches."
+    "Plays episode jobs in one process, with its own LLM client, embedder and caches; calls admitted by its driver."
     def __init__(self, setup:WorkerSetup):
         import torch; torch.set_num_threads(1)
         from also.sotopia.data import load_data
         settings = Settings(setup.settings, Path(setup.root))
         cache, L = _usable_dir(settings.path("cache"), "cache"), setup.limits
+        self.gate = RemoteGate(setup.driver, Gate(L))
         self.client = LLMClient(models=setup.models, limits=L, cache_path=cache/"llm.sqlite" if setup.llm_cache else None)
+        self.client.gate = self.gate
         self.embedder = EmbeddingClient(setup.embedding, cache_path=cache/"embeddings.sqlite" if setup.embedding_cache else None,
-                                        ledger=self.client.ledger,
+                                        ledger=self.client.ledger, gate=self.gate,
                                         timeout=L.timeout, retries=L.retries, backoff=L.backoff)
         _ensure_sotopia_store(_usable_dir(settings.path("sotopia_store"), "sotopia"))
         import sotopia.agents, sotopia.envs              # imported now, not inside the first episode
         self.data = load_data()
 
     async def play(self, job:EpisodeJob) -> dict:
-        "{record, bandits, ledger, error, pid, cpu_s} of one attempt."
-        ledger = Ledger(run=job.tag)
+        "{record, bandits, error, budget, config_error, ledger_lines, pid, cpu_s} of one attempt (its ledger lines went to the driver)."
+        ledger = Ledger(run=job.tag, sink=self.gate.sink)
         client, embedder = copy.copy(self.client), copy.copy(self.embedder)
         client.ledger, embedder._ledger = ledger, ledger
         out = {"record": None, "bandits": None, "error": None, "pid": os.getpid()}
@@ -95,8 +101,10 @@ class EpisodeWorker:
             res = await run_episode(self.data.combos[job.combo_pk], EpisodeConfig(**job.episode), embedder, client,
                                     job.episode_id, job.tag, job.init_states, attempt=job.attempt)
             out.update(record=res.record, bandits=res.bandits if job.want_bandits else None)
+        except BudgetExceeded as e: out.update(error=describe(e), budget=True)             # the budget stopped it
         except Exception as e: out.update(error=describe(e), config_error=isinstance(e, ConfigError))   # a ConfigError stops the batch
-        return {**out, "ledger": ledger.records, "cpu_s": time.process_time()}
+        mine = sum(r.get("episode") == job.episode_id and r.get("episode_try") == job.attempt for r in ledger.records)
+        return {**out, "ledger_lines": mine, "cpu_s": time.process_time()}
 
 # %% ../../nbs/53_run.workers.ipynb #6b33f706
 async def _serve(conn, setup:WorkerSetup):
@@ -110,10 +118,12 @@ async def _serve(conn, setup:WorkerSetup):
     while (msg := await asyncio.to_thread(conn.recv)) is not None:
         t = asyncio.create_task(one(*msg)); tasks.add(t); t.add_done_callback(tasks.discard)
     await asyncio.gather(*tasks)
+    await worker.gate.close()                                    # every ledger line sent
     await drain_llm_layer()
 
 def _process_main(conn, setup:WorkerSetup):
     "Entry point of a worker process: play the jobs received on `conn` until it sends None."
+    os.dup2(2, 1); sys.stdout = sys.stderr                           # nothing of a worker's reaches the driver's stdout
     try: asyncio.run(_serve(conn, setup))
     except (EOFError, KeyboardInterrupt, BrokenPipeError): pass
 
@@ -159,13 +169,13 @@ class _Proc:
 class ProcessPool:
     "Episode jobs over `n` worker processes on this machine."
     def __init__(self, n:int, # worker processes
-                 setup:WorkerSetup, # what each builds (its share of the limits)
                  start_timeout:float=300): # seconds a worker may take to start
         if n < 1: raise ConfigError(f"workers must be >= 1, got {n}")
-        self.n, self.setup, self.start_timeout, self.procs, self.ids, self.lost = n, setup, start_timeout, [], itertools.count(), 0
+        self.n, self.start_timeout, self.procs, self.ids, self.lost = n, start_timeout, [], itertools.count(), 0
 
-    async def start(self) -> ProcessPool:
-        loop, ctx = asyncio.get_running_loop(), mp.get_context("spawn")
+    async def start(self, setup:WorkerSetup) -> ProcessPool:
+        "Start the n processes, each building its worker from `setup`."
+        self.setup, loop, ctx = setup, asyncio.get_running_loop(), mp.get_context("spawn")
         self._new = lambda: _Proc(ctx, self.setup, loop, self._count_lost)
         self.procs = [self._new() for _ in range(self.n)]
         try: await asyncio.wait_for(asyncio.gather(*[p.ready for p in self.procs]), self.start_timeout)
@@ -223,21 +233,30 @@ class _RayWorker:
 class RayPool:
     "Episode jobs as Ray actor tasks over the actors of a Ray cluster."
     def __init__(self, address:str, # "local" (a private instance), "auto", or "host:port" of a head node
-                 make_setup, # fn(n_actors) -> WorkerSetup
                  actors:int|None=None, # actors to start (default: one per CPU of the cluster)
                  start_timeout:float=600): # seconds an actor may take to start (a node may be installing)
-        self.address, self.make_setup, self.n, self.start_timeout = address, make_setup, actors, start_timeout
+        self.address, self.n, self.start_timeout = address, actors, start_timeout
         self.actors, self.load, self.cpu, self.cpu0, self.lost, self._owned = [], {}, {}, {}, 0, False
 
-    async def start(self) -> RayPool:
+    def connect(self) -> str:
+        "Join (or start) the Ray cluster; the address the actors reach this node at (the driver's lease service listens there)."
         ray = import_ray()
         if not ray.is_initialized():
             kw = {"num_cpus": os.cpu_count(), "_node_ip_address": "127.0.0.1"} if self.address == "local" else {}
-            ray.init(address=self.address, log_to_driver=False, include_dashboard=False, **kw)
+            for attempt in range(3):
+                try: ray.init(address=self.address, log_to_driver=False, include_dashboard=False, **kw); break
+                except Exception as e:       # Ray gives a new local instance 30 s to start, too few on a busy machine: try again
+                    if self.address != "local" or "timed out during startup" not in str(e) or attempt == 2: raise
+                    warnings.warn(f"the local Ray instance did not start in time ({e}); starting it again"); ray.shutdown()
             self._owned = True
         self.n = self.n or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        return "127.0.0.1" if self.address == "local" else ray.util.get_node_ip_address()
+
+    async def start(self, setup:WorkerSetup) -> RayPool:
+        "Start the actors (after `connect`)."
+        ray = import_ray()
         self._cls = ray.remote(num_cpus=0.01, max_restarts=0, scheduling_strategy="SPREAD")(_RayWorker)
-        self.setup = self.make_setup(self.n)
+        self.setup = setup
         await asyncio.wait_for(asyncio.gather(*[self._launch() for _ in range(self.n)]), self.start_timeout)
         return self
 

@@ -106,11 +106,14 @@ async def _routed(**kw):
 
 _LAYER_LOCK, _LAYER = threading.Lock(), {"open": 0, "saved": None}
 
+def _unprinted(*args, **kw): pass
+
 @contextmanager
 def use_llm_layer():
     "Route Sotopia's LLM calls through `also.llm` while any such block is open; quiet Sotopia's per-call logging."
-    import sotopia.generation_utils.generate as g
-    for name in ("sotopia.generation", "evaluators"): logging.getLogger(name).setLevel(logging.WARNING)
+    import sotopia.generation_utils.generate as g, sotopia.envs.evaluators as ev
+    for name in ("sotopia.generation", "evaluators"): logging.getLogger(name).setLevel(logging.ERROR)   # its failures are ours to report
+    ev.print = _unprinted        # its evaluator prints each exception on stdout; ours reach the episode's errors and the ledger
     with _LAYER_LOCK:
         if _LAYER["open"] == 0: _LAYER["saved"], g.acompletion = g.acompletion, _routed
         _LAYER["open"] += 1

@@ -16,7 +16,7 @@ from .deadlock import turn_signals
 from ..llm.ledger import total_cost, llm_tags
 from ..llm.adapter import llm_purpose, llm_defaults, get_client, use_client
 from ..llm.registry import ensure_provider
-from ..llm.spec import parse_model_spec
+from ..llm.spec import BudgetExceeded, parse_model_spec
 from also.sotopia.agents import (AgentCallError, EpisodeConfig, Injector, MODEL_KEYS, _ERRORS, context_text, judge_history, make_side, own_persona,
     use_llm_layer)
 
@@ -290,6 +290,14 @@ class EpisodeResult:
     record: dict
     bandits: dict
 
+def _budget_stop(e:BaseException, errors:list) -> BudgetExceeded|None:
+    "The `BudgetExceeded` behind an episode's failure: in its chain of causes, or among the agent-call errors Sotopia swallowed."
+    seen = []
+    while e is not None and e not in seen:
+        if isinstance(e, BudgetExceeded): return e
+        seen.append(e); e = e.__cause__ or e.__context__
+    return next((x for x in errors if isinstance(x, BudgetExceeded)), None)
+
 async def run_episode(combo:dict,               # a combo record: pk, env_id, agent_ids
                       cfg:EpisodeConfig,        # what to do
                       embedder=None,            # an also.llm.embeddings.EmbeddingClient (needed by context/feature methods)
@@ -301,11 +309,14 @@ async def run_episode(combo:dict,               # a combo record: pk, env_id, ag
                       save_log:bool=True,       # store Sotopia's EpisodeLog (rewards restored) in the local backend
                       attempt:int=0,            # retry number of this episode (kept apart in the ledger)
                      ) -> EpisodeResult:
-    "Play one episode; raises `AgentCallError`/`JudgeError`/`LLMError` instead of storing a damaged episode."
+    "Play one episode; raises `AgentCallError`/`JudgeError`/`LLMError` instead of storing a damaged episode (`BudgetExceeded` when the budget stopped it)."
     client = client or get_client()
     episode_id = episode_id or f"{combo['pk']}#0"
     with episode_scope(client, episode_id, tag, attempt) as errors:
-        ep = await _play(await Episode.setup(combo, cfg, embedder, client, episode_id, tag, attempt, init_states, errors), on_turn)
+        try: ep = await _play(await Episode.setup(combo, cfg, embedder, client, episode_id, tag, attempt, init_states, errors), on_turn)
+        except Exception as e:
+            if (stop := _budget_stop(e, errors)) is not None and stop is not e: raise stop from e
+            raise
         rec = ep.record()
         if save_log: _save_episode_log(ep.env, ep.agents, ep.models, rec["final"], tag, episode_id)
     return EpisodeResult(rec, ep.bandits)
