@@ -35,6 +35,7 @@ def check_in(name:str, v, lo:float, hi:float, lo_open=True, hi_open=False) -> fl
 class Bandit:
     "Online bandit over arms 0..K-1 (obp/MABWiser spirit)."
     uses_arm_features = True   # whether the arm features change its decisions (a runner skips embedding them if not)
+    frozen = False             # True: apply what was learned, take no optimizer step (a runner's learn=False; ALSO's surrogate reads it)
 
     @property
     def uses_context(self) -> bool:
