@@ -245,3 +245,40 @@ def test_cross_model_order_follows_the_planted_strengths(planted_results):
     assert orig.sort_values("truth", ascending=False).index.tolist() == want
     assert orig.sort_values("mean", ascending=False).index.tolist() == want
     assert orig.truth_in_ci.all()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Same seeds, same numbers: the hash seed of the process changes nothing
+
+HASH_RUN = """
+import asyncio, sys
+from pathlib import Path
+from also.core import Settings
+from also.llm.client import LLMClient
+from also.llm.embeddings import EmbeddingClient
+from also.run.batch import RunConfig, run_batch
+from also.sotopia.agents import EpisodeConfig
+import also.sotopia.episode as episode
+roles, listed = ("agent", "turn_judge", "terminal_judge", "optimizer"), episode.ACTION_TYPES
+for order in ("list", "set"):
+    if order == "set": episode.ACTION_TYPES = tuple(set(listed))     # the old behaviour: Sotopia's set, ordered by the hash seed
+    d = Path(sys.argv[1]) / order; s = Settings.load()
+    s.values["paths"] = {**s.values["paths"], "cache": str(d / "cache"), "sotopia_store": str(d / "store")}
+    rc = RunConfig("also", EpisodeConfig("also", max_turns=20, judge_mode="full"), episodes=2, concurrency=1)
+    out = asyncio.run(run_batch(rc, d, client=LLMClient(models={**{r: "scripted/planted" for r in roles}, "embedding": "fake/16"}, retries=0),
+                                embedder=EmbeddingClient("fake/16"), progress=False, settings=s))
+    assert out["failed_now"] == 0
+"""
+
+
+def test_hash_seed_changes_nothing(tmp_path):
+    """Two processes with different PYTHONHASHSEED write byte-identical planted episode records (the wall-clock duration_s
+    aside); with Sotopia's set of action types put back, the same two processes differ (the check can fail)."""
+    import os, subprocess, sys
+    procs = [subprocess.Popen([sys.executable, "-c", HASH_RUN, str(tmp_path / h)], env={**os.environ, "PYTHONHASHSEED": h},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for h in ("1", "2")]
+    for p in procs: assert p.wait(timeout=600) == 0, p.stdout.read()[-3000:]
+    rec = {(o, h): re.sub(r'"duration_s": [0-9.e-]+', '"duration_s": 0', (tmp_path / h / o / "also/episodes.jsonl").read_text())
+           for o in ("list", "set") for h in ("1", "2")}
+    assert len(rec["list", "1"].splitlines()) == 2 and rec["list", "1"] == rec["list", "2"]
+    assert rec["set", "1"] != rec["set", "2"]
