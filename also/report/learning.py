@@ -68,7 +68,8 @@ def selection_table(results_dir:Path|str, # the results folder
     return pd.DataFrame([r for cfg, eps in _learning_runs(Path(results_dir), tags) for r in _selections(cfg, eps)])
 
 def _selections(cfg:dict, eps:dict) -> list[dict]:
-    space, turns, st, exact = cfg.get("strategy_space", "v3"), int(cfg["max_turns"]), _strengths(cfg), exact_also(cfg)
+    space, turns, st = cfg.get("strategy_space", "v3"), int(cfg["max_turns"]), _strengths(cfg)
+    exact = None if cfg.get("init_bandits") else exact_also(cfg)     # a loaded bandit starts from scores this run never saw
     world, keys = planted_world(cfg["models"]["terminal_judge"]), [s.id for s in load_space(space)]
     own_arms, rows = not hasattr(bandit_class(cfg["method"])[0], "evolve"), []    # a prompt optimizer's arms are its own texts
     for chain, plan in chains(cfg).items():
@@ -82,10 +83,12 @@ def _selections(cfg:dict, eps:dict) -> list[dict]:
                     if (p := t["probs"].get(a)) is None: continue  # `a` did not select at this turn
                     eff, key = [world.effect(x, k, turn) for x in keys], strategy_key(t["instruction"][a])
                     uni, orc, mine = float(np.mean(eff)), eff[best], world.effect(key, k, turn)
+                    dist = own_arms and len(p) == len(keys)             # the recorded distribution is over the space's arms
+                    pos = lambda e: (e - uni) / (orc - uni) if orc - uni > 1e-9 else np.nan
                     r = {"tag": cfg["tag"], "method": run_label(cfg), "chain": chain, "agent": a, "carried": carried, "episode_id": eid,
                          "combo_pk": pk, "turn": t["turn"], "selection": len(tr) if exact else np.nan, "key": key, "effect": mine,
-                         "uniform": uni, "oracle": orc, "position": (mine - uni) / (orc - uni) if orc - uni > 1e-9 else np.nan,
-                         "best_arm": best, "p_best": p[best] if own_arms and len(p) == len(keys) else np.nan, "ceiling": np.nan}
+                         "uniform": uni, "oracle": orc, "position": pos(mine), "policy_position": pos(float(np.dot(p, eff))) if dist else pos(mine),
+                         "best_arm": best, "p_best": p[best] if dist else np.nan, "ceiling": np.nan}
                     if exact:
                         r["ceiling"] = float(exact_surrogate_probs(tr, *exact)[best]) if tr else 1 / len(keys)
                         o = st["p2" if a == "p1" else "p1"]
@@ -123,28 +126,28 @@ def _over_learners(df:pd.DataFrame, by:list, cols:dict) -> pd.DataFrame:
 def learning_curves(sel:pd.DataFrame, pos:pd.DataFrame) -> pd.DataFrame:
     "Per run and carried episode: episode position, selection position, best-arm probability (95% CIs over learners) and ALSO's ceiling."
     by = ["tag", "method", "carried"]
-    out = _over_learners(pos, by, {"position": "position"}).merge(
-        _over_learners(sel, by, {"position": "choice_position", "p_best": "p_best"}).drop(columns="learners"), on=by, how="outer")
+    cols = {"position": "choice_position", "policy_position": "policy_position", "p_best": "p_best"}
+    out = _over_learners(pos, by, {"position": "position"}).merge(_over_learners(sel, by, cols).drop(columns="learners"), on=by, how="outer")
     return out.merge(sel.groupby(["tag", "carried"])["ceiling"].mean().reset_index(), on=["tag", "carried"], how="left")
 
 def turn_curves(sel:pd.DataFrame) -> pd.DataFrame:
     "Per run, carried episode and turn: mean selection position, best-arm probability and ceiling over learners."
-    return sel.groupby(["tag", "method", "carried", "turn"])[["position", "p_best", "ceiling"]].mean().reset_index()
+    return sel.groupby(["tag", "method", "carried", "turn"])[["position", "policy_position", "p_best", "ceiling"]].mean().reset_index()
 
 # %% ../../nbs/63a_report.learning.ipynb #b63ea387
 def learning_summary(sel:pd.DataFrame, pos:pd.DataFrame) -> pd.DataFrame:
     "Per run: position over all its episodes and selections (95% CIs over learners), ALSO's first/last best-arm probability and ceiling, and the checks."
     curves, out = learning_curves(sel, pos), []
-    whole = _over_learners(pos, ["tag", "method"], {"position": "position"}).merge(
-        _over_learners(sel, ["tag", "method"], {"position": "choice_position"}).drop(columns="learners"), on=["tag", "method"])
+    whole = _over_learners(pos, ["tag", "method"], {"position": "position"}).merge(_over_learners(
+        sel, ["tag", "method"], {"position": "choice_position", "policy_position": "policy_position"}).drop(columns="learners"), on=["tag", "method"])
     for r in whole.to_dict("records"):
         c = curves[curves.tag == r["tag"]].sort_values("carried")
         per = sel[sel.tag == r["tag"]].groupby(["chain", "agent", "carried"])["p_best"].mean().unstack("carried")
         rise = mean_ci(per[per.columns.max()] - per[per.columns.min()]) if per.shape[1] > 1 else mean_ci([])
         exact = bool(c.ceiling.notna().any())
         r.update(carried=len(c), p_best_first=c.p_best.iloc[0], p_best_last=c.p_best.iloc[-1], ceiling_first=c.ceiling.iloc[0],
-                 ceiling_last=c.ceiling.iloc[-1], rise=rise["mean"], rise_lo=rise["lo"], rise_hi=rise["hi"], learns=bool(r["position_lo"] > 0),
-                 rises=bool(rise["lo"] > 0) if exact else None, under_ceiling=bool((c.p_best_lo <= c.ceiling + 1e-12).all()) if exact else None)
+                 ceiling_last=c.ceiling.iloc[-1], rise=rise["mean"], rise_lo=rise["lo"], rise_hi=rise["hi"], learns=bool(r["policy_position_lo"] > 0),
+                 rises=bool(rise["lo"] > 0) if exact and per.shape[1] > 1 else None, under_ceiling=bool((c.p_best_lo <= c.ceiling + 1e-12).all()) if exact else None)
         out.append(r)
     return pd.DataFrame(out)
 

@@ -383,11 +383,11 @@ def oracle_options(combos:list, # combo pks of the run
                    models:dict, # the episode's models (agent_p1, agent_p2, terminal_judge: planted names)
                    space:str="v3",
                   ) -> dict:    # {combo_pk: {"arm": best arm}}: RunConfig.combo_options of the oracle run
-    "Per-combo bandit options that make the `fixed` bandit play the planted world's best fixed arm."
+    "Per-combo bandit options that make the `fixed` bandit play the planted world's best fixed arm (flat world: every arm ties, so the main world's best, not arm 0)."
     judge = models.get("terminal_judge")
     if not judge or not is_planted(judge):
         raise ConfigError(f"the oracle method exists only in the planted world: the terminal judge must be a planted model, got {judge!r}")
-    world = planted_world(judge)
+    world = planted_world("planted" if parse_planted(judge)[0] == "flat" else judge)   # the flat oracle must not be Original again
     st = tuple(parse_planted(models.get(k) or judge)[1] for k in ("agent_p1", "agent_p2"))
     return {pk: {"arm": best_fixed_arm(world, scenario_of(pk), turns, space, st)[0]} for pk in combos}
 
