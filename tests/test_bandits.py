@@ -171,7 +171,7 @@ def test_profiles_choose_bandit_options():
     assert make_bandit("also", 5, arm_features=F, profile="reference", surrogate_mode="step").scfg.mode == "step"
     assert make_bandit("also_egreedy", 5, arm_features=F, profile="reference").egreedy
     n = make_bandit("neural_ucb", 5, arm_features=F, profile="reference")
-    assert (n.persist_U, n.standardize) == (False, False)
+    assert (n.persist_U, n.standardize, n.fresh_init, n.center) == (False, False, True, False)
     e = make_bandit("exp3", 13, profile="reference")
     assert (e.eta, e.gamma) == (5.0, 0.139)
     assert make_bandit("linucb", 5, arm_features=F, profile="reference").options == make_bandit("linucb", 5, arm_features=F).options
@@ -195,21 +195,22 @@ def test_exp3_default_eta():
 
 
 # ---- NeuralUCB -----------------------------------------------------------------------------------------
-def test_neuralucb_sigma_and_U_persist():
+def test_neuralucb_sigma_and_Z_persist():
+    "sigma_k = sqrt(nu (|g_k|^2 - b^T (lam I + G G^T)^-1 b)) with the played gradients' Gram; Z survives the retrain."
     b = make_bandit("neural_ucb", 5, seed=0, arm_features=F, nu=0.5, epochs=10)
     mu, sig, delta, act, X = b._fit(None)
-    U = b.U
-    s2 = ((delta ** 2) @ (1 / U["W1"]) * X ** 2).sum(1) + (delta ** 2 / U["b1"]).sum(1) + (act ** 2 / U["w2"]).sum(1) + 1 / U["b2"][0]
-    np.testing.assert_allclose(sig, np.sqrt(1.0 * 0.5 * s2))
+    g2 = (delta ** 2).sum(1) * ((X ** 2).sum(1) + 1) + (act ** 2).sum(1) + 1
+    np.testing.assert_allclose(sig, np.sqrt(0.5 * g2))                               # Z = lam I: sqrt(nu) |g|
     a = b.select()
-    assert a == int(np.argmax(mu + sig))
-    np.testing.assert_allclose(b.U["W1"], 1.0 + np.outer(delta[a] ** 2, X[a] ** 2))
-    np.testing.assert_allclose(b.U["b2"], [2.0])
+    assert a == int(np.argmax(mu + sig)) and len(b.played[0]) == 1
+    sig1 = b._fit(None)[1]                                                          # same net, Z = I + g_a g_a^T
+    gi = (delta @ delta[a]) * (X @ X[a] + 1) + act @ act[a] + 1                     # g_k . g_a
+    np.testing.assert_allclose(sig1, np.sqrt(0.5 * (g2 - gi ** 2 / (1 + g2[a]))))
     b.update(a, 0.4); b.select()
-    np.testing.assert_allclose(b.U["b2"], [3.0])     # U survives the retrain
+    assert len(b.played[0]) == 2                                                    # Z survives the retrain
     ref = make_bandit("neural_ucb", 5, seed=0, arm_features=F, nu=0.5, epochs=10, persist_U=False)
     ref.select(); ref.update(a, 0.4); ref.select()
-    np.testing.assert_allclose(ref.U["b2"], [2.0])   # reference behaviour: reset each retrain
+    assert len(ref.played[0]) == 0                                                 # reference behaviour: Z = lam I always
 
 
 # ---- LinUCB --------------------------------------------------------------------------------------------

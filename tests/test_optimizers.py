@@ -211,3 +211,30 @@ def test_option_errors():
     b = EvoPromptGA(13)
     with pytest.raises(ConfigError, match="use add_strategy"): b.add_arm()
     assert run(b.evolve(3, Optimizer())) == [] and b.n_calls == 0      # nothing due at turn 3
+
+
+def _best_played_evictions(cls, seeds=range(12)):
+    "Generations (after turns 4, 8, 12, 16; the agent acts every turn) in which the best-scored played arm lost its text."
+    n = 0
+    for seed in seeds:
+        b, opt, rng = cls(13, seed=seed), Optimizer(), np.random.default_rng(seed)
+        quality = {t: rng.uniform(0.2, 0.8) for t in b.texts}
+        for t in range(1, 20):
+            a = b.select(); b.update(a, float(np.clip(quality.get(b.texts[a], 0.5) + 0.05 * rng.normal(), 0, 1)))
+            if b.due(t):
+                s = b.scores()
+                best = max((i for i in range(1, b.n_arms) if b.count[i]), key=lambda i: s[i])
+                text = b.texts[best]
+                run(b.evolve(t, opt))
+                n += b.texts[best] != text
+    return n
+
+
+@pytest.mark.parametrize("cls", [EvoPromptGA, EvoPromptDE, PromptBreederBandit])
+def test_played_best_arm_never_evicted(cls, monkeypatch):
+    "Issue #18: with the optimistic prior 1.0, elites and replacement candidates are ranked among evaluated arms only."
+    assert _best_played_evictions(cls) == 0
+    if cls is PromptBreederBandit: return          # tournaments were always among played arms
+    # the check can fail: the previous ranking (every strategy arm ranked by score, the prior counting as fitness)
+    monkeypatch.setattr(cls, "evaluated", lambda self: list(range(1, self.n_arms)))
+    assert _best_played_evictions(cls) >= 5

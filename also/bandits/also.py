@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import numpy as np
 from ..core import ConfigError, derive_seed
-from .base import Bandit, check_positive, check_in
+from .base import Bandit, check_positive, check_in, egreedy_probs
 from .surrogate import Surrogate, SurrogateConfig
 
 # %% auto #0
@@ -112,6 +112,7 @@ def _predict(self:AlsoBandit, context) -> np.ndarray:
         feats = np.stack(self.rec_feat) if self.rec_r else np.zeros((0, self.arm_features.shape[1]), np.float32)
         v = self.surrogate.fit_predict(self.arm_features, feats, np.asarray(self.rec_r, np.float32),
                                        rec_ctx, zero(c) if use_c else None, train=not self.frozen)
+        if not np.isfinite(v).all(): raise ConfigError("ALSO's surrogate predicted a non-finite reward; nothing was folded into S")
     self._pending = (key, v)
     return v
 
@@ -141,7 +142,7 @@ def _probs(self:AlsoBandit, context=None) -> np.ndarray:
     S = self._selection_scores(context)
     if self.egreedy:
         x = self._predict(context) if self.egreedy_on == "predictions" and self.predicts else S
-        return (1 - self.epsilon) * np.eye(self.n_arms)[int(np.argmax(x))] + self.epsilon / self.n_arms
+        return egreedy_probs(x, self.epsilon)
     return softmax_probs(S, self.eta, self.gamma)
 
 def _select(self:AlsoBandit, context=None) -> int:
@@ -165,13 +166,13 @@ AlsoBandit.probs, AlsoBandit.select, AlsoBandit.force = _probs, _select, _force
 # %% ../../nbs/12c_bandits.also.ipynb #e11cea2a
 def _update(self:AlsoBandit, arm:int, reward:float, context=None) -> None:
     "Record (arm, features, context, reward, probability of the arm)."
-    a, c = self.check_arm(arm), self.check_context(context)
+    a, c, r = self.check_arm(arm), self.check_context(context), self.check_reward(reward)
     if self.last_probs is not None and len(self.last_probs) == self.n_arms: p = float(self.last_probs[a])
     else: p = float(softmax_probs(self.S, self.eta, self.gamma)[a]) if not self.predicts else float("nan")
-    self.rec_arm.append(a); self.rec_ctx.append(c); self.rec_r.append(float(reward)); self.rec_p.append(p)
+    self.rec_arm.append(a); self.rec_ctx.append(c); self.rec_r.append(r); self.rec_p.append(p)
     self.rec_feat.append(None if self.arm_features is None else self.arm_features[a].copy())
     if not self.predicts:
-        row = np.eye(self.n_arms)[a] * float(reward) / max(p, self.min_prob)
+        row = np.eye(self.n_arms)[a] * r / max(p, self.min_prob)
         self.S = self._fold(row); self.trace.append(row)
     self._pending, self.last_probs = None, None
 

@@ -11,8 +11,9 @@ import numpy as np
 from ..core import ConfigError
 
 # %% auto #0
-__all__ = ['BANDITS', 'PROFILE_OPTIONS', 'PROFILES', 'check_positive', 'check_in', 'Bandit', 'save_bandit', 'load_bandit',
-           'bandit_class', 'profile_options', 'make_bandit', 'Profile', 'get_profile', 'run_bandit']
+__all__ = ['BANDITS', 'PROFILE_OPTIONS', 'PROFILES', 'check_positive', 'check_in', 'egreedy_probs', 'Bandit', 'nonfinite',
+           'save_bandit', 'load_bandit', 'bandit_class', 'profile_options', 'make_bandit', 'Profile', 'get_profile',
+           'run_bandit']
 
 # %% ../../nbs/12_bandits.base.ipynb #0c2be50e
 def check_positive(name:str, v) -> float:
@@ -30,6 +31,16 @@ def check_in(name:str, v, lo:float, hi:float, lo_open=True, hi_open=False) -> fl
     if not ok:
         raise ConfigError(f"{name} must be in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}, got {v!r}")
     return f
+
+def egreedy_probs(x:np.ndarray,    # (K,) values to maximise (scores, predictions)
+                  eps:float,       # exploration rate in [0, 1]
+                  tol:float=1e-12, # values within tol of the maximum tie
+                 ) -> np.ndarray:  # (K,) distribution
+    "ε-greedy: (1-ε) shared equally by the arms tied at the maximum (ties broken at random, not to the lowest index), ε/K each."
+    x = np.asarray(x, dtype=float)
+    best = np.flatnonzero(x >= x.max() - tol)
+    p = np.full(len(x), eps / len(x)); p[best] += (1 - eps) / len(best)
+    return p
 
 # %% ../../nbs/12_bandits.base.ipynb #c77fe61b
 class Bandit:
@@ -63,18 +74,25 @@ class Bandit:
         f = np.asarray(f, dtype=np.float32)
         if f.ndim != 2 or f.shape[0] != n:
             raise ConfigError(f"arm_features must have shape ({n}, d), got {f.shape}")
-        if not np.isfinite(f).all(): raise ConfigError("arm_features contain NaN or Inf")
+        if not np.isfinite(f).all(): raise ConfigError("arm_features contain NaN or Inf (or a value beyond float32)")
         return f
 
     def check_context(self, context:np.ndarray|None) -> np.ndarray|None:
         "The context as a float32 vector of the expected size (the first one seen fixes it)."
         if context is None: return None
         c = np.asarray(context, dtype=np.float32).reshape(-1)
-        if self.context_dim is None: self.context_dim = c.size
-        elif c.size != self.context_dim:
+        if self.context_dim is not None and c.size != self.context_dim:
             raise ConfigError(f"context has {c.size} dimensions, expected {self.context_dim}")
-        if not np.isfinite(c).all(): raise ConfigError("context contains NaN or Inf")
+        if not np.isfinite(c).all(): raise ConfigError("context contains NaN or Inf (or a value beyond float32)")
+        if self.context_dim is None: self.context_dim = c.size
         return c
+
+    def check_reward(self, reward) -> float:
+        "The reward as a float; a ConfigError if it is not a finite number (checked before anything is recorded)."
+        try: r = float(reward)
+        except (TypeError, ValueError): raise ConfigError(f"reward must be a finite number, got {reward!r}") from None
+        if not np.isfinite(r): raise ConfigError(f"reward must be a finite number, got {reward!r}")
+        return r
 
     def check_arm(self, arm) -> int:
         a = int(arm)
@@ -108,6 +126,7 @@ def _add_arm(self:Bandit, features:np.ndarray|None=None) -> int:
         f = np.asarray(features, dtype=np.float32).reshape(1, -1)
         if f.shape[1] != self.arm_features.shape[1]:
             raise ConfigError(f"new arm features have {f.shape[1]} dimensions, expected {self.arm_features.shape[1]}")
+        if not np.isfinite(f).all(): raise ConfigError("new arm features contain NaN or Inf (or a value beyond float32)")
         self.arm_features = np.concatenate([self.arm_features, f])
     self._n += 1
     self.last_probs = None
@@ -154,6 +173,23 @@ def _load_state_dict(self:Bandit, state:dict) -> None:
 Bandit.state_dict, Bandit.load_state_dict = _state_dict, _load_state_dict
 Bandit._state = lambda self: {}
 Bandit._load = lambda self, s: None
+
+# %% ../../nbs/12_bandits.base.ipynb #1afae43d
+def _nonfinite(x, path:str, out:list) -> list:
+    if isinstance(x, dict):
+        for k, v in x.items(): _nonfinite(v, f"{path}.{k}" if path else str(k), out)
+    elif isinstance(x, (list, tuple)):
+        for i, v in enumerate(x): _nonfinite(v, f"{path}[{i}]", out)
+    elif isinstance(x, np.ndarray) and x.dtype.kind in "fc":
+        bad = np.flatnonzero(~np.isfinite(x))
+        if len(bad): out.append(f"{path}: {len(bad)} of {x.size} values (first at flat index {bad[0]})")
+    elif isinstance(x, (float, np.floating)) and not np.isfinite(x): out.append(f"{path}: {x}")
+    elif hasattr(x, "numpy") and hasattr(x, "dtype"): _nonfinite(x.numpy(), path, out)      # a torch tensor
+    return out
+
+def nonfinite(bandit:Bandit) -> list[str]:
+    "Where `bandit`'s state holds NaN or ±Inf (empty list: none), one line per offending array or number."
+    return _nonfinite(bandit.state_dict(), "", [])
 
 # %% ../../nbs/12_bandits.base.ipynb #0f303b63
 def _encode(x, arr):
@@ -245,7 +281,7 @@ PROFILE_OPTIONS = {
     "reference": {
         "also": dict(score_timing="after", surrogate_mode="retrain", basis="full", optimizer="adam",
                      egreedy_on="predictions", no_surrogate="iw"),
-        "neuralucb": dict(persist_U=False, standardize=False),
+        "neuralucb": dict(persist_U=False, standardize=False, fresh_init=True, center=False),
         "exp3": dict(eta=5.0, gamma=0.139),
         "opro": dict(every=5, init_score=0.5),
         "evoprompt": dict(every=5, init_score=0.5),

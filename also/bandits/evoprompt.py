@@ -61,8 +61,8 @@ class EvoPromptGA(EvoPromptBandit):
     "EvoPrompt-GA online: roulette parents, crossover + mutation by the optimizer, top-N replacement."
     method, prefix = "evoprompt_ga", "ga"
     async def _step(self, turn:int, propose) -> None:
-        arms, s, prot = self.strategy_arms(), self.scores(), self.protected()
-        if len(arms) < 2: self.event(turn, "skip", reason="fewer than two strategy instructions to cross over"); return
+        arms, s, prot = self.evaluated(), self.scores(), self.protected()
+        if len(arms) < 2: self.event(turn, "skip", reason="fewer than two evaluated strategy instructions to cross over"); return
         pairs = [self.roulette(arms) for _ in range(self.n_children)]
         reqs = [[{"role": "user", "content": GA_PROMPT.format(task=self.task, a=self.texts[a], b=self.texts[b], rules=self.rules())}]
                 for a, b in pairs]
@@ -92,12 +92,13 @@ class EvoPromptDE(EvoPromptBandit):
     "EvoPrompt-DE online: differential template on the lowest-fitness non-protected arms, child replaces its basic prompt."
     method, prefix = "evoprompt_de", "de"
     async def _step(self, turn:int, propose) -> None:
-        arms, s, prot = self.strategy_arms(), self.scores(), self.protected()
+        arms, s, prot, evald = self.strategy_arms(), self.scores(), self.protected(), self.evaluated()
         if len(arms) < 3: self.event(turn, "skip", reason="fewer than three strategy instructions for the differential template"); return
         tie = self.rng.random(self.n_arms)
-        basics = sorted((i for i in arms if i not in prot), key=lambda i: (s[i], tie[i]))[:self.n_children]
+        fresh = [i for i in arms if i not in evald and i not in prot]        # no evidence to lose; ranked after every evaluated arm
+        basics = (sorted((i for i in evald if i not in prot), key=lambda i: (s[i], tie[i])) + sorted(fresh, key=lambda i: tie[i]))[:self.n_children]
         if not basics: self.event(turn, "skip", reason="every strategy arm is protected"); return
-        best = max(arms, key=lambda i: (s[i], -i))
+        best = max(evald or arms, key=lambda i: (s[i] if i in evald else -1.0, -i))
         plan = []
         for i in basics:
             donors = [j for j in arms if j not in (i, best)] if len(arms) >= 4 else [j for j in arms if j != i]

@@ -51,9 +51,11 @@ class Exp3Bandit(Bandit):
 
     def update(self, arm:int, reward:float, context=None) -> None:
         "L_arm += eta * r / pi_arm, with pi from the last selection (or the current probs)."
-        a = self.check_arm(arm); self.check_context(context)
+        a, r = self.check_arm(arm), self.check_reward(reward); self.check_context(context)
         p = self.last_probs if self.last_probs is not None and len(self.last_probs) == self.n_arms else self.probs()
-        self.logw[a] += self.eta * float(reward) / max(float(p[a]), self.min_prob, 1e-12)
+        step = self.eta * r / max(float(p[a]), self.min_prob, 1e-12)
+        if not np.isfinite(self.logw[a] + step): raise ConfigError(f"reward {r!r} overflows the EXP3 weight (eta * r / p = {step!r})")
+        self.logw[a] += step
         self.logw -= self.logw.max()          # keep numbers small; probabilities are unchanged
         self.t += 1; self.last_probs = None
 

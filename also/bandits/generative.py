@@ -8,12 +8,12 @@ import asyncio, re
 from typing import Awaitable, Callable
 import numpy as np
 from ..core import ConfigError
-from .base import Bandit, check_in, check_positive
+from .base import Bandit, check_in, check_positive, egreedy_probs
 
 # %% auto #0
 __all__ = ['Propose', 'RETRY_PROMPT', 'TASK', 'RULES', 'norm_text', 'extract_block', 'check_strategy', 'ask', 'ask_all',
-           'initial_pool', 'GenerativeBandit', 'add_strategy', 'replace_strategy', 'protected', 'due', 'event',
-           'evolve', 'check_new', 'rules', 'play']
+           'initial_pool', 'GenerativeBandit', 'add_strategy', 'replace_strategy', 'evaluated', 'protected', 'due',
+           'event', 'evolve', 'check_new', 'rules', 'play']
 
 # %% ../../nbs/13_bandits.generative.ipynb #f9e2aa82
 Propose = Callable[[list], Awaitable[str]]
@@ -199,9 +199,7 @@ def _gprobs(self:GenerativeBandit, context=None) -> np.ndarray:
     s, K = self.scores(), self.n_arms
     fresh = self.untested() if self.test_new else []
     if fresh: p = np.zeros(K); p[fresh] = 1.0 / len(fresh); return p
-    if self.selection == "egreedy":
-        best = np.flatnonzero(s >= s.max() - 1e-12)
-        p = np.full(K, self.eps / K); p[best] += (1 - self.eps) / len(best); return p
+    if self.selection == "egreedy": return egreedy_probs(s, self.eps)
     if self.selection == "softmax":
         z = np.exp((s - s.max()) / self.temp); return z / z.sum()
     w = np.clip(s, 1e-6, None); return w / w.sum()
@@ -212,9 +210,7 @@ def _gforce(self:GenerativeBandit, arm:int) -> int:
     self.pending = Bandit.force(self, arm); return self.pending
 
 def _gupdate(self:GenerativeBandit, arm:int, reward:float, context=None) -> None:
-    a = self.check_arm(arm); self.check_context(context)
-    r = float(reward)
-    if not np.isfinite(r): raise ConfigError(f"reward must be finite, got {reward!r}")
+    a, r = self.check_arm(arm), self.check_reward(reward); self.check_context(context)
     self.ema[a] = r if self.count[a] == 0 else (1 - self.alpha) * self.ema[a] + self.alpha * r
     self.count[a] += 1
     if self.pending == a: self.pending = None
@@ -242,10 +238,14 @@ def replace_strategy(self:GenerativeBandit, i:int, text:str, prior:float, turn:i
     if i in (self.protected() if protected is None else protected) | {0}: raise ConfigError(f"arm {i} is protected (no-strategy, elite or pending)")
     _set(self, i, text, self.new_name(), prior, turn, parents, meta); return i
 
+def evaluated(self:GenerativeBandit) -> list[int]:
+    "Strategy arms (not arm 0) with at least one observed reward: the only arms whose score is evidence, not a prior."
+    return [i for i in range(1, self.n_arms) if self.count[i]]
+
 def protected(self:GenerativeBandit) -> set:
-    "Arms that may not be replaced: 0, the n_elite best-scored, the pending one."
-    s = self.scores(); order = [i for i in np.argsort(-s, kind="stable") if i != 0]
-    return {0, *map(int, order[:self.n_elite])} | ({self.pending} if self.pending is not None else set())
+    "Arms that may not be replaced: 0, the n_elite best-scored evaluated arms, the pending one."
+    s = self.scores(); order = sorted(self.evaluated(), key=lambda i: (-s[i], i))
+    return {0, *order[:self.n_elite]} | ({self.pending} if self.pending is not None else set())
 
 def _on_add_arm(self:GenerativeBandit):
     defaults = {"texts": "", "names": "", "prior": self.init_score, "ema": 0.0, "count": 0, "born": 0}
@@ -260,7 +260,8 @@ def _remove_arm(self:GenerativeBandit, arm:int):
     Bandit.remove_arm(self, arm)
 
 GenerativeBandit.new_name, GenerativeBandit.add_strategy, GenerativeBandit.replace_strategy = _new_name, add_strategy, replace_strategy
-GenerativeBandit.protected, GenerativeBandit._on_add_arm, GenerativeBandit._on_remove_arm = protected, _on_add_arm, _on_remove_arm
+GenerativeBandit.evaluated, GenerativeBandit.protected = evaluated, protected
+GenerativeBandit._on_add_arm, GenerativeBandit._on_remove_arm = _on_add_arm, _on_remove_arm
 GenerativeBandit.add_arm, GenerativeBandit.remove_arm = _add_arm, _remove_arm
 
 # %% ../../nbs/13_bandits.generative.ipynb #949353f9

@@ -68,9 +68,11 @@ def _probs(self:LinUCBBandit, context=None) -> np.ndarray:
     return np.eye(self.n_arms)[int(np.argmax(self.ucb(context)))]
 
 def _update(self:LinUCBBandit, arm:int, reward:float, context=None) -> None:
-    a = self.check_arm(arm)
+    a, r = self.check_arm(arm), self.check_reward(reward)
     z = self._coords(self.features(context)[a:a + 1])[0]
-    self.Ainv = sherman_morrison(self.Ainv, z); self.bvec = self.bvec + float(reward) * z
+    Ainv, bvec = sherman_morrison(self.Ainv, z), self.bvec + r * z
+    if not (np.isfinite(Ainv).all() and np.isfinite(bvec).all()): raise ConfigError(f"reward {r!r} or features overflow LinUCB's statistics")
+    self.Ainv, self.bvec = Ainv, bvec
     self.n_updates += 1; self.last_probs = None
 
 def _state(self:LinUCBBandit) -> dict:

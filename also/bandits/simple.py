@@ -38,7 +38,7 @@ class FixedArmBandit(Bandit):
         self.check_context(context)
         return np.eye(self.n_arms)[self.arm]
     def update(self, arm:int, reward:float, context=None) -> None:
-        self.check_arm(arm); self.check_context(context)
+        self.check_arm(arm); self.check_context(context); self.check_reward(reward)
     def _on_remove_arm(self, arm):
         if arm == self.arm: raise ConfigError(f"cannot remove arm {arm}: it is the fixed arm")
         if arm < self.arm: self.arm -= 1

@@ -148,10 +148,11 @@ class Optimizer:
             if self.t: self.opt.state[flat] = {"step": torch.tensor(float(self.t)), "exp_avg": torch.from_numpy(self.m),
                                                "exp_avg_sq": torch.from_numpy(self.v)}
 
-    def step(self, lr:float, wd:float) -> None:
-        "One update from the gradient in `self.g` (clipped in place)."
-        self.t += 1
+    def step(self, lr:float, wd:float) -> bool:
+        "One update from the gradient in `self.g` (clipped in place); a non-finite gradient skips the step (False)."
         p, g = self.flat.numpy(), self.g.numpy()
+        if not np.isfinite(g).all(): return False       # as torch.amp's GradScaler: never let NaN/Inf into weights or moments
+        self.t += 1
         if self.kind == "sgd":
             _clip(g, self.clip)
             if wd: np.multiply(p, np.float32(wd), out=self.tmp); g += self.tmp
@@ -161,6 +162,7 @@ class Optimizer:
             self.opt.param_groups[0].update(lr=lr, weight_decay=wd); self.opt.step()
             s = self.opt.state[self.flat]; self.m, self.v = s["exp_avg"].numpy(), s["exp_avg_sq"].numpy()
         else: _adam_step(p, g, self.m, self.v, self.tmp, self.t, lr, wd, self.clip, 0.9, 0.999, 1e-8)
+        return True
 
     def state(self) -> dict:
         "Step count and moments (copies), enough to continue exactly."
@@ -184,35 +186,35 @@ def train_mlp(flat:torch.Tensor,        # flat parameters (trained in place)
               cfg:SurrogateConfig,      # hyper-parameters
               epochs:int,               # max epochs
               gen:torch.Generator,      # shuffling
-             ) -> dict:                 # {"epochs": run, "loss": last minibatch loss}
+             ) -> dict:                 # {"epochs": run, "loss": last minibatch loss, "skipped": non-finite steps}
     "Retrain/warm mode: fresh optimizer, cosine schedule, shuffled epochs, early stop."
     N, opt, shapes = len(y), Optimizer(flat, cfg), _shapes(X.shape[1], cfg.hidden, cfg.depth)
     ps, gs = _views(flat, shapes), _views(opt.g, shapes)
-    wd, prev, calm, last = _decay(cfg, N), None, 0, float("nan")
+    wd, prev, calm, last, skipped = _decay(cfg, N), None, 0, float("nan"), 0
     for ep in range(epochs):
         lr = cfg.lr_min + (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * ep / epochs)) / 2
         perm = torch.randperm(N, generator=gen)
         for i in range(0, N, cfg.batch_size):
             last = _minibatch_grad(ps, gs, X, y, perm[i:i + cfg.batch_size])
-            opt.step(lr, wd)
+            skipped += not opt.step(lr, wd)
         calm = calm + 1 if prev is not None and abs(last - prev) <= cfg.tol else 0
         prev = last
-        if calm >= cfg.patience: return {"epochs": ep + 1, "loss": last}
-    return {"epochs": epochs, "loss": last}
+        if calm >= cfg.patience: return {"epochs": ep + 1, "loss": last, "skipped": skipped}
+    return {"epochs": epochs, "loss": last, "skipped": skipped}
 
 def step_mlp(opt:Optimizer,             # persistent optimizer holding the flat parameters
              X:torch.Tensor,            # (N, n_in) all records (the replay buffer)
              y:torch.Tensor,            # (N,) their rewards
              cfg:SurrogateConfig,       # hyper-parameters
              gen:torch.Generator,       # minibatch draws
-            ) -> dict:                  # {"steps": taken, "loss": last minibatch loss}
+            ) -> dict:                  # {"steps": taken, "loss": last minibatch loss, "skipped": non-finite steps}
     "Step mode (Alg. 1 line 9): `cfg.steps` steps at the constant lr, each on a minibatch drawn uniformly without replacement."
     N, shapes = len(y), _shapes(X.shape[1], cfg.hidden, cfg.depth)
-    ps, gs, loss = _views(opt.flat, shapes), _views(opt.g, shapes), float("nan")
+    ps, gs, loss, skipped = _views(opt.flat, shapes), _views(opt.g, shapes), float("nan"), 0
     for _ in range(cfg.steps):
         loss = _minibatch_grad(ps, gs, X, y, torch.randperm(N, generator=gen)[:cfg.batch_size])
-        opt.step(cfg.lr, _decay(cfg, N))
-    return {"steps": cfg.steps, "loss": loss}
+        skipped += not opt.step(cfg.lr, _decay(cfg, N))
+    return {"steps": cfg.steps - skipped, "loss": loss, "skipped": skipped}
 
 # %% ../../nbs/11_bandits.surrogate.ipynb #fa8a20bb
 class Surrogate:

@@ -5,6 +5,7 @@
 # %% ../../nbs/41_worlds.suite.ipynb #101204ba
 from __future__ import annotations
 import argparse, math, os, re, sys, time
+from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
 import numpy as np
@@ -122,8 +123,20 @@ def run_seed(method:str,                      # bandit registry name, NAME[optio
     return df[TIDY_COLUMNS]
 
 # %% ../../nbs/41_worlds.suite.ipynb #4902ed07
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+@contextmanager
+def _one_thread_children():
+    "Spawned children start with one BLAS/OpenMP thread (numpy reads these at import, before any initializer runs)."
+    old = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update({k: "1" for k in _THREAD_VARS})
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
 def _init_worker():
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         import torch; torch.set_num_threads(1)
     except ImportError: pass
@@ -167,7 +180,7 @@ def run_synthetic(methods=DEFAULT_METHODS,          # method names (see check_me
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
-        with ProcessPoolExecutor(int(jobs), mp_context=mp.get_context("spawn"), initializer=_init_worker) as ex:
+        with _one_thread_children(), ProcessPoolExecutor(int(jobs), mp_context=mp.get_context("spawn"), initializer=_init_worker) as ex:
             futs = {ex.submit(_run_job, t): t for t in tasks}
             for fu in as_completed(futs): t = futs[fu]; df, secs[(t[5], t[0], t[1])] = fu.result(); out.append(df); bar.update()
     bar.close()
