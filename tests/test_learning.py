@@ -60,13 +60,7 @@ def learned(tmp_path_factory):
     return rep
 
 
-BROKEN_AT_4096 = {   # issue #18, "Baselines that work at the real dimension" (branch h18a); measured here at 4 x 6, the working runner
-    "neural_ucb": "NeuralUCB diverges at 4096-d and plays arm 0 after NaN: policy position 0.011 [-0.061, 0.083]",
-    "evoprompt_ga": "EvoPrompt GA evicts the arms it played (untried seeds rank first): policy position -0.010 [-0.110, 0.090]"}
-
-
-@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.xfail(reason=BROKEN_AT_4096[m], strict=True)) if m in BROKEN_AT_4096
-                                    else m for m in LEARNERS])
+@pytest.mark.parametrize("method", LEARNERS)
 def test_every_learner_moves_toward_the_planted_best_arm(learned, method):
     from also.bandits.methods import method_label
     s = learned["summary"].set_index("tag").loc[f"ok-learning-{method}"]
