@@ -1,9 +1,9 @@
 "Bandit math against hand calculations, ablation switches, save/load, seeding and argument errors."
-import math
+import hashlib, json, math
 import numpy as np
 import pytest
 from also.core import ConfigError
-from also.bandits.base import BANDITS, bandit_class, Bandit, Profile, get_profile, load_bandit, make_bandit, run_bandit, save_bandit
+from also.bandits.base import BANDITS, bandit_class, Bandit, Profile, get_profile, load_bandit, make_bandit, run_bandit, save_bandit, _encode
 from also.bandits.also import decayed_scores, softmax_probs
 from also.bandits.exp3 import exp3_default_eta
 from also.bandits.linucb import sherman_morrison
@@ -341,3 +341,98 @@ def test_run_bandit_context_pairing():
         recs = run_bandit(b, E(), 4, prof)
         assert seen == [t + shift for t in range(1, 5)]
         assert (recs[0]["arm"] == 0) if prof == "reference" else True
+
+
+# ---- no bandit ever holds a non-finite value (issue #18) ------------------------------------------------------
+from also.bandits.base import nonfinite
+from also.worlds.synthetic import SyntheticEnv, preset_config
+
+D4K = 4096
+
+
+def _world(seed=0, episodes=3):
+    cfg = preset_config("stationary", arm_dim=D4K, ctx_dim=D4K, episodes=episodes)
+    return cfg, [SyntheticEnv(cfg, seed, ep) for ep in range(episodes)]
+
+
+def _play(b, envs, check=None):
+    "Play every episode of `envs` with `b` (bandit carried, paper context pairing); `check(b)` after every turn."
+    for env in envs:
+        for t in range(1, env.n_turns + 1):
+            c = env.context(t); a = b.select(c); b.update(a, env.reward(t, a), c)
+            if check: check(b)
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+def test_state_stays_finite_over_a_4096d_run(name):
+    "Every numeric bandit, 60 turns of the stationary preset at 4096-d: the state is scanned after every turn."
+    cfg, envs = _world()
+    b = make_bandit(name, 13, seed=0, arm_features=envs[0].arm_features)
+    seen = []
+    _play(b, envs, lambda b: seen.append(nonfinite(b)))
+    assert len(seen) == 60 and not any(seen), next(s for s in seen if s)
+
+
+CORRUPT = {"exp3": lambda b: b.logw.__setitem__(3, np.nan), "linucb": lambda b: b.bvec.__setitem__(0, np.inf),
+           "neural_ucb": lambda b: b.played[0][-1].__setitem__(0, np.nan), "also": lambda b: b.S.__setitem__(2, np.nan),
+           "also_no_surrogate": lambda b: b.S.__setitem__(2, -np.inf)}
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+def test_the_scan_can_fail(name):
+    "Break each bandit's state on purpose: the scan names the broken value (so a clean scan above means something)."
+    cfg, envs = _world(episodes=1)
+    b = make_bandit(name, 13, seed=0, arm_features=envs[0].arm_features)
+    _play(b, envs)
+    assert nonfinite(b) == []
+    if name in CORRUPT:
+        CORRUPT[name](b)
+        bad = nonfinite(b)
+        assert len(bad) == 1 and bad[0].startswith("learned."), bad
+    b.last_probs = np.full(13, np.nan)
+    assert any(s.startswith("last_probs: 13 of 13") for s in nonfinite(b))
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+def test_nonfinite_input_is_refused_and_changes_nothing(name):
+    "A NaN/inf reward, context or new arm feature is a ConfigError before anything is recorded; play then goes on, finite."
+    cfg, envs = _world(episodes=1)
+    b = make_bandit(name, 13, seed=0, arm_features=envs[0].arm_features)
+    env = envs[0]
+    for t in range(1, 6):
+        c = env.context(t); a = b.select(c); b.update(a, env.reward(t, a), c)
+    digest = lambda: json.dumps(_encode(b.state_dict(), lambda x: hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest()), default=str)
+    before = digest()
+    c = env.context(6)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ConfigError, match="reward must be a finite number"): b.update(1, bad, c)
+    for bad in (np.nan, np.inf):
+        cb = c.copy(); cb[7] = bad
+        with pytest.raises(ConfigError, match="context contains NaN or Inf"): b.update(1, 0.5, cb)
+    assert digest() == before                                                   # nothing changed
+    if b.arm_features is not None:
+        f = env.arm_features[0].copy(); f[0] = np.nan
+        with pytest.raises(ConfigError, match="new arm features contain NaN"): b.add_arm(f)
+        assert b.n_arms == 13
+    for t in range(6, 21):
+        c = env.context(t); a = b.select(c); b.update(a, env.reward(t, a), c)
+    assert nonfinite(b) == []
+
+
+def test_neuralucb_divergence_is_caught_not_stored():
+    "Unscaled 4096-d inputs at a large lr diverge (the issue-#18 failure); the guard halves the lr and nothing non-finite is kept."
+    cfg, envs = _world(episodes=1)
+    b = make_bandit("neural_ucb", 13, seed=0, arm_features=envs[0].arm_features, ref_dim=D4K, lr=0.5)
+    halvings = []
+    _play(b, envs, lambda b: halvings.append(b.last_fit.get("halvings", 0)))
+    assert max(halvings) > 0 and nonfinite(b) == [] and len(b.played[0]) == 20
+    # without the guard, the last fit's plain SGD at lr 0.5 diverges (its objective rises or overflows)
+    from also.bandits.neuralucb import nucb_train, _objective
+    X, R = b._inputs(None), np.array(b.rec_x)
+    z = b._standardizer(X, R); Q, W1Q = b._basis(np.vstack([z(X), z(R)]))
+    W1, b1, w2, b2 = b._theta0(D4K)
+    y, p, wd = np.array(b.rec_r) - np.mean(b.rec_r), [W1Q.copy(), b1.copy(), w2.copy(), b2.copy()], b.lam / len(b.rec_r)
+    start = _objective(z(R) @ Q, y, *p, wd)
+    with np.errstate(all="ignore"): nucb_train(z(R) @ Q, y, *p, 0.5, wd, 100)
+    end = _objective(z(R) @ Q, y, *p, wd)
+    assert not (np.isfinite(end) and end <= start), (start, end)

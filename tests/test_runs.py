@@ -163,11 +163,16 @@ def test_prompt_optimizers_through_the_runner(tmp_path, method, per_step):
     n = e["ledger"]["calls"].get("optimizer", 0)
     ev = [x for k in ("p1", "p2") for x in steps[4][k]]
     assert n == sum(x.get("calls", 0) for x in ev), (n, ev)          # every optimizer call is booked in the ledger
-    if per_step: assert n == 2 * per_step, n
-    else:   # PromptBreeder: one binary tournament per two played strategy arms; with Alg. 1's reward timing p1 has
-            # two credited turns (1, 3) by turn 4 and p2 one (turn 2), so p2 cannot hold a tournament yet
-        played = {k: {c[k]["arm"] for c in (t.get("credit") or {} for t in e["turns"] if t["turn"] <= 4) if k in c} - {0}
-                  for k in ("p1", "p2")}
+    # with Alg. 1's reward timing p1 has two credited turns (1, 3) by turn 4 and p2 one (turn 2)
+    played = {k: {c[k]["arm"] for c in (t.get("credit") or {} for t in e["turns"] if t["turn"] <= 4) if k in c} - {0}
+              for k in ("p1", "p2")}
+    if method == "evoprompt_ga":   # GA's parents are evaluated strategy arms: an agent with fewer than two skips the generation
+        for k in ("p1", "p2"):
+            calls = sum(x.get("calls", 0) for x in steps[4][k])
+            if len(played[k]) < 2: assert {x["kind"] for x in steps[4][k]} == {"skip"} and calls == 0, (k, played, steps[4][k])
+            else: assert len(steps[4][k]) == per_step and per_step <= calls <= 2 * per_step, (k, calls)   # one child each, at most one retry
+    elif per_step: assert n == 2 * per_step, n
+    else:   # PromptBreeder: one binary tournament per two played strategy arms
         for k in ("p1", "p2"):
             if len(played[k]) < 2: assert {x["kind"] for x in steps[4][k]} == {"skip"}, (k, played, steps[4][k])
         assert n >= sum(x["kind"] == "replace" for x in ev), (n, ev)

@@ -212,3 +212,28 @@ def test_hard_preset_is_the_old_benchmark():
     before = {"uniform": [1.297089, 1.459431, 1.103959, 1.730604, 1.249998], "exp3": [1.052865, 1.270537, 1.212517, 1.91869, 1.201477]}
     for m, v in before.items():
         np.testing.assert_allclose([run_seed(m, s, preset_config("hard")).cumulative_regret.iloc[-1] for s in range(5)], v, atol=1e-6)
+
+
+# ---- acceptance (issue #18): the same, at the paper's embedding size --------------------------------------------
+# Real runs embed arms and dialogues with 4096-d vectors; every learner must still beat uniform on the stationary
+# preset (60 turns: 3 episodes of 20, the bandit carried). 20 fixed seeds keep this at about half a minute.
+PAPER_DIM, SEEDS_4K = 4096, 20
+
+
+@pytest.fixture(scope="module")
+def acceptance_4k():
+    cfg = preset_config("stationary", arm_dim=PAPER_DIM, ctx_dim=PAPER_DIM)
+    return paired(run_synthetic(["uniform"] + LEARNERS, seeds=SEEDS_4K, presets={"stationary": cfg}, jobs=2, progress=False)
+                  ).set_index(["preset", "method"])
+
+
+@pytest.mark.parametrize("method", LEARNERS)
+def test_learners_beat_uniform_at_4096(acceptance_4k, method):
+    r = acceptance_4k.loc[("stationary", method)]
+    assert r.n == SEEDS_4K and r.hi < 0, f"{method} at 4096-d: Δ regret vs uniform {r['diff']:+.2f}, 95% CI [{r.lo:+.2f}, {r.hi:+.2f}]"
+
+
+def test_synthetic_features_have_the_requested_dimension():
+    env = SyntheticEnv(preset_config("stationary", arm_dim=PAPER_DIM, ctx_dim=PAPER_DIM), seed=0)
+    assert env.arm_features.shape == (13, PAPER_DIM) and env.context(1).shape == (PAPER_DIM,)
+    np.testing.assert_allclose(np.linalg.norm(env.arm_features, axis=1), 1, rtol=1e-5)

@@ -19,7 +19,7 @@ class UniformBandit(Bandit):
         self.check_context(context)
         return np.full(self.n_arms, 1.0 / self.n_arms)
     def update(self, arm:int, reward:float, context=None) -> None:
-        self.check_arm(arm); self.check_context(context)
+        self.check_arm(arm); self.check_context(context); self.check_reward(reward)
 
 # %% ../../nbs/12a_bandits.simple.ipynb #b1a12c53
 class FixedArmBandit(Bandit):
