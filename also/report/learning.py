@@ -11,24 +11,23 @@ import pandas as pd
 from ..bandits.base import bandit_class, make_bandit, get_profile
 from ..bandits.also import AlsoBandit, decayed_scores, softmax_probs
 from ..bandits.spaces import load_space
-from ..run.batch import RunConfig, read_episodes
-from ..worlds.planted import planted_world, parse_planted, scenario_of, strategy_key, best_fixed_arm
+from ..run.batch import read_episodes
+from ..worlds.planted import planted_world, scenario_of, strategy_key, best_fixed_arm
 from .metrics import run_tags
-from .recovery import mean_ci, run_truth, is_planted_run, run_label, run_plan
+from .recovery import mean_ci, run_truth, is_planted_run, run_label, stored_run, planted_strengths
 
 # %% auto #0
 __all__ = ['exact_surrogate_probs', 'exact_also', 'chains', 'selection_table', 'episode_positions', 'learning_curves',
            'turn_curves', 'learning_summary', 'learning_report']
 
 # %% ../../nbs/63a_report.learning.ipynb #f4e61e9c
-def exact_surrogate_probs(trace,             # (n, K) the expected reward of every arm at each of the n earlier selections
+def exact_surrogate_probs(trace,             # (n, K) the expected reward of every arm at each of the n earlier selections (n may be 0)
                           eta:float,         # ALSO's inverse temperature
                           lam:float,         # ALSO's score decay
+                          n_arms:int,        # K
                          ) -> np.ndarray:    # (K,) the distribution of the next selection
     "ALSO's selection distribution when every prediction is exact (paper timing: drawn from the scores before this turn's predictions)."
-    trace = np.asarray(trace, float)
-    return softmax_probs(decayed_scores(trace.reshape(len(trace), -1) if len(trace) else np.zeros((0, 1)), lam), eta) if len(trace) \
-        else np.full(1, 1.0)
+    return softmax_probs(decayed_scores(np.asarray(trace, float).reshape(-1, n_arms), lam), eta)
 
 def exact_also(cfg:dict) -> tuple|None:
     "(eta, lam) of a run whose bandit is ALSO with surrogate, smoothing and softmax, sampled before folding (paper timing); else None."
@@ -38,13 +37,10 @@ def exact_also(cfg:dict) -> tuple|None:
     ok = b.use_surrogate and b.smoothing and not b.egreedy and b.score_timing == "before" and not b.gamma and not b.mask_unselected
     return (b.eta, b.lam) if ok and get_profile(cfg.get("profile", "paper")).first_arm is None else None
 
-# %% ../../nbs/63a_report.learning.ipynb #b9c75899
-def _plan(cfg:dict) -> RunConfig:
-    return RunConfig.from_dict({**cfg, "init_bandits": None, "save_bandits": bool(cfg.get("carry_bandits"))})
-
+# %% ../../nbs/63a_report.learning.ipynb #3867550b
 def chains(cfg:dict) -> dict:
     "{chain: [(episode_id, combo_pk, rep), ...]} of a stored run, in the order its bandits were carried (an uncarried episode is its own chain)."
-    rc, out = _plan(cfg), {}
+    rc, out = stored_run(cfg), {}
     for eid, pk, rep in rc.plan(): out.setdefault(rc.chain(pk) or eid, []).append((eid, pk, rep))
     return out
 
@@ -55,11 +51,6 @@ def _learning_runs(d:Path, tags):
         if is_planted_run(cfg) and cfg.get("method") not in ("original", "uniform", "fixed"):
             yield cfg, {e["episode_id"]: e for e in read_episodes(d/tag/"episodes.jsonl", repair=False)}
 
-def _strengths(cfg:dict) -> dict:
-    m = cfg["models"]; return {a: parse_planted(m.get(f"agent_{a}") or m["terminal_judge"])[1] for a in ("p1", "p2")}
-
-def _optimized(cfg:dict) -> tuple: return {"both": ("p1", "p2"), "p1": ("p1",), "p2": ("p2",)}[cfg.get("optimize", "both")]
-
 # %% ../../nbs/63a_report.learning.ipynb #35f49db3
 def selection_table(results_dir:Path|str, # the results folder
                     tags:list|None=None,  # run tags (None: every planted-world run of a learning method)
@@ -68,12 +59,12 @@ def selection_table(results_dir:Path|str, # the results folder
     return pd.DataFrame([r for cfg, eps in _learning_runs(Path(results_dir), tags) for r in _selections(cfg, eps)])
 
 def _selections(cfg:dict, eps:dict) -> list[dict]:
-    space, turns, st = cfg.get("strategy_space", "v3"), int(cfg["max_turns"]), _strengths(cfg)
+    space, turns, st = cfg.get("strategy_space", "v3"), int(cfg["max_turns"]), planted_strengths(cfg)
     exact = None if cfg.get("init_bandits") else exact_also(cfg)     # a loaded bandit starts from scores this run never saw
     world, keys = planted_world(cfg["models"]["terminal_judge"]), [s.id for s in load_space(space)]
     own_arms, rows = not hasattr(bandit_class(cfg["method"])[0], "evolve"), []    # a prompt optimizer's arms are its own texts
     for chain, plan in chains(cfg).items():
-        trace = {a: [] for a in _optimized(cfg)}
+        trace = {a: [] for a in stored_run(cfg).episode.optimized}
         for carried, (eid, pk, rep) in enumerate(plan):
             if (ep := eps.get(eid)) is None: break                  # a chain is read up to its first missing episode
             sc = scenario_of(pk); k = world.cluster(sc); best = best_fixed_arm(world, sc, turns, space, (st["p1"], st["p2"]))[0]
@@ -90,7 +81,7 @@ def _selections(cfg:dict, eps:dict) -> list[dict]:
                          "uniform": uni, "oracle": orc, "position": pos(mine), "policy_position": pos(float(np.dot(p, eff))) if dist else pos(mine),
                          "best_arm": best, "p_best": p[best] if dist else np.nan, "ceiling": np.nan}
                     if exact:
-                        r["ceiling"] = float(exact_surrogate_probs(tr, *exact)[best]) if tr else 1 / len(keys)
+                        r["ceiling"] = float(exact_surrogate_probs(tr, *exact, len(keys))[best])
                         o = st["p2" if a == "p1" else "p1"]
                         tr.append([world.reward(world.value(sc, x, turn, st[a], o, None)) for x in keys])
                     rows.append(r)
@@ -105,7 +96,7 @@ def episode_positions(results_dir:Path|str, tags:list|None=None) -> pd.DataFrame
         for chain, plan in chains(cfg).items():
             for carried, (eid, pk, rep) in enumerate(plan):
                 if (ep := eps.get(eid)) is None: break
-                for a in _optimized(cfg):
+                for a in stored_run(cfg).episode.optimized:
                     x, (u, o) = ep["final"][a]["overall"], ref.loc[(eid, a), ["uniform", "oracle"]]
                     rows.append({"tag": cfg["tag"], "method": run_label(cfg), "chain": chain, "agent": a, "carried": carried, "episode_id": eid,
                                  "combo_pk": pk, "overall": x, "uniform": u, "oracle": o, "position": (x - u) / (o - u) if o - u > 1e-9 else np.nan})

@@ -17,8 +17,8 @@ from scipy.stats import t as student_t
 from ..worlds.planted import (STRENGTHS, planted_world, parse_planted, is_planted, scenario_of, expected_overall, best_fixed_arm)
 
 # %% auto #0
-__all__ = ['UNITS', 't95', 'mean_ci', 'run_plan', 'is_planted_run', 'run_truth', 'episode_scores', 'run_label', 'recovery_table',
-           'gains', 'cross_model_order']
+__all__ = ['UNITS', 't95', 'mean_ci', 'stored_run', 'run_plan', 'planted_strengths', 'is_planted_run', 'run_truth',
+           'episode_scores', 'run_label', 'recovery_table', 'gains', 'cross_model_order']
 
 # %% ../../nbs/63_report.recovery.ipynb #3139edb8
 def t95(n:int) -> float:
@@ -36,10 +36,18 @@ def mean_ci(x) -> dict:
 def _opt(cfg:dict) -> tuple: return () if cfg.get("method") == "original" else \
     {"both": ("p1", "p2"), "p1": ("p1",), "p2": ("p2",), "none": ()}[cfg.get("optimize", "both")]
 
+def stored_run(cfg:dict) -> RunConfig:
+    "The `RunConfig` of a stored run's `run_config.json` (its plan, its chains of carried bandits)."
+    # saved-bandit paths need not exist any more to list the plan; save_bandits is not stored (an operational knob)
+    return RunConfig.from_dict({**cfg, "init_bandits": None, "save_bandits": bool(cfg.get("carry_bandits"))})
+
 def run_plan(cfg:dict) -> list[tuple[str, str, int]]:
     "(episode_id, combo_pk, rep) of every episode a stored run planned."
-    # saved-bandit paths need not exist any more to list the plan; save_bandits is not stored (an operational knob)
-    return RunConfig.from_dict({**cfg, "init_bandits": None, "save_bandits": bool(cfg.get("carry_bandits"))}).plan()
+    return stored_run(cfg).plan()
+
+def planted_strengths(cfg:dict) -> dict:
+    "{p1, p2: 'strong'/'weak'}: each agent's strength in a planted-world run (its model, else the terminal judge's)."
+    m = cfg["models"]; return {a: parse_planted(m.get(f"agent_{a}") or m["terminal_judge"])[1] for a in ("p1", "p2")}
 
 def is_planted_run(cfg:dict) -> bool:
     "Whether a stored run's terminal judge is a planted-world model."
@@ -50,8 +58,7 @@ def run_truth(cfg:dict) -> pd.DataFrame:
     if not is_planted_run(cfg): raise DataError(f"run {cfg.get('tag')!r} is not a planted-world run (terminal judge {(cfg.get('models') or {}).get('terminal_judge')!r})")
     models, turns, space = cfg["models"], int(cfg["max_turns"]), cfg.get("strategy_space", "v3")
     world, first = planted_world(models["terminal_judge"]), get_profile(cfg.get("profile", "paper")).first_arm
-    st = {a: parse_planted(models.get(f"agent_{a}") or models["terminal_judge"])[1] for a in ("p1", "p2")}
-    opt, method = _opt(cfg), cfg.get("method")
+    st, opt, method = planted_strengths(cfg), _opt(cfg), cfg.get("method")
     rows, cache = [], {}
     for eid, pk, rep in run_plan(cfg):
         if pk not in cache:
