@@ -18,7 +18,7 @@ V = np.array([[0.2, 0.5, 0.1, 0.0, 0.3], [0.4, 0.3, 0.6, 0.1, 0.2], [0.0, 0.9, 0
 class Scripted:
     "Stand-in surrogate: returns scripted prediction rows."
     def __init__(self, rows): self.rows, self.i = rows, 0
-    def fit_predict(self, *a):
+    def fit_predict(self, *a, **kw):
         v = np.asarray(self.rows[self.i], float); self.i += 1; return v
     def reset(self): pass
     def state(self): return {}

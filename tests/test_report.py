@@ -138,7 +138,9 @@ def test_runs_made_by_hand_are_taken_by_their_configuration(tmp_path):
     fake_run(res, "mine-p1", "also", n_episodes=3, optimize="p1")
     r = report(res, None, tmp_path/"figs", only=["tab_main", "fig_bilateral"], executed_dir=tmp_path/"exec")
     assert all(not v["error"] for v in r.values()), r
-    tm = ours(tmp_path/"figs", "tab_main").query("split == 'all'").dropna(subset=["method"]).set_index("method")
+    tm = ours(tmp_path/"figs", "tab_main").dropna(subset=["method"])
+    assert set(tm.split) == {"hard"}                        # these runs played Sotopia-Hard only: no Sotopia-All row of ours
+    tm = tm.set_index("method")
     assert set(tm.index) == {"Original", "ALSO"} and set(tm.n_episodes) == {3} and set(tm.run_tags) == {"mine; orig"}
     bl = ours(tmp_path/"figs", "fig_bilateral").set_index("condition")
     assert set(bl.index) == {"Original", "P1-only", "Bilateral"} and set(bl.n_episodes) == {3}

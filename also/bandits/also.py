@@ -111,7 +111,7 @@ def _predict(self:AlsoBandit, context) -> np.ndarray:
         if use_c and not self.rec_r: rec_ctx = np.zeros((0, self.context_dim), np.float32)
         feats = np.stack(self.rec_feat) if self.rec_r else np.zeros((0, self.arm_features.shape[1]), np.float32)
         v = self.surrogate.fit_predict(self.arm_features, feats, np.asarray(self.rec_r, np.float32),
-                                       rec_ctx, zero(c) if use_c else None)
+                                       rec_ctx, zero(c) if use_c else None, train=not self.frozen)
         if not np.isfinite(v).all(): raise ConfigError("ALSO's surrogate predicted a non-finite reward; nothing was folded into S")
     self._pending = (key, v)
     return v

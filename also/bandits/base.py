@@ -46,6 +46,7 @@ def egreedy_probs(x:np.ndarray,    # (K,) values to maximise (scores, prediction
 class Bandit:
     "Online bandit over arms 0..K-1 (obp/MABWiser spirit)."
     uses_arm_features = True   # whether the arm features change its decisions (a runner skips embedding them if not)
+    frozen = False             # True: apply what was learned, take no optimizer step (a runner's learn=False; ALSO's surrogate reads it)
 
     @property
     def uses_context(self) -> bool:

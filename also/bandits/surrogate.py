@@ -290,8 +290,9 @@ def _fit_predict(self:Surrogate,
                  y:np.ndarray,                # (N,) observed rewards
                  rec_ctx:np.ndarray|None=None, # (N, dc) contexts of the records (None: no context)
                  ctx:np.ndarray|None=None,    # (dc,) context to predict under
+                 train:bool=True,             # False (a frozen bandit): no step and no retrain, predict with the weights as they are
                 ) -> np.ndarray:              # (K,) predicted rewards
-    "Train on the records (one step, a retrain or a warm start, by `cfg.mode`), then predict every arm under `ctx`."
+    "Train on the records (one step, a retrain or a warm start, by `cfg.mode`; nothing if not `train`), then predict every arm under `ctx`."
     cfg, gen = self.cfg, self._gen(); self.calls += 1
     arms = np.asarray(arms, np.float32); rec_arms = np.asarray(rec_arms, np.float32).reshape(-1, arms.shape[1]) if np.size(rec_arms) else np.zeros((0, arms.shape[1]), np.float32)
     y = np.asarray(y, np.float32).reshape(-1)
@@ -316,6 +317,12 @@ def _fit_predict(self:Surrogate,
     dims = (Za.shape[1], 0 if Zc is None else Zc.shape[0])
     keep = cfg.persistent and self.flat is not None
     if keep and dims != self.dims: self._grow(dims, gen, fan_in)
+    if not train:                 # frozen: the last fit's weights (an untrained net if there was none), no optimizer step
+        if cfg.basis != "full" and not cfg.persistent: raise ConfigError("a frozen retrain-mode surrogate needs basis='full' (its inputs change with every fit)")
+        if self.flat is None or self.dims != dims: self.flat, self.dims = init_params(sum(dims), fan_in, cfg, gen), dims
+        if cfg.persistent: self.Qa, self.Qc = Qa, Qc
+        self.last_fit = {"steps": 0, "frozen": True}
+        return _predict_all(self.flat, cfg, Za, Zc)
     flat = self.flat if keep else init_params(sum(dims), fan_in, cfg, gen)
     X = torch.from_numpy(np.hstack([Ra, Rc]) if Zc is not None else np.ascontiguousarray(Ra))
     if cfg.mode == "step":
@@ -323,7 +330,8 @@ def _fit_predict(self:Surrogate,
         self.last_fit = step_mlp(self.opt, X, torch.from_numpy(y), cfg, gen) if len(y) else {"steps": 0, "loss": float("nan")}
     elif len(y): self.last_fit = train_mlp(flat, X, torch.from_numpy(y), cfg, cfg.warm_epochs if keep else cfg.epochs, gen)
     else: self.last_fit = {"epochs": 0, "loss": float("nan")}
-    if cfg.persistent: self.flat, self.Qa, self.Qc, self.dims = flat, Qa, Qc, dims
+    if cfg.persistent: self.Qa, self.Qc = Qa, Qc
+    self.flat, self.dims = flat, dims         # kept in every mode: a frozen surrogate predicts with the last fit
     return _predict_all(flat, cfg, Za, Zc)
 
 # %% ../../nbs/11_bandits.surrogate.ipynb #2532d933

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/29_llm.embeddings.ipynb #2f2145ce
 from __future__ import annotations
-import asyncio, base64, hashlib, random, re, threading, time
+import asyncio, base64, functools, hashlib, random, re, threading, time
 from pathlib import Path
 import numpy as np
 from ..core import ConfigError, Settings, package_file
@@ -20,18 +20,23 @@ from .adapter import get_client
 __all__ = ['FakeEmbedder', 'minilm_path', 'LocalEmbedder', 'LiteLLMEmbedder', 'make_embedder', 'EmbeddingClient']
 
 # %% ../../nbs/29_llm.embeddings.ipynb #26fdaca2
+def _word_vector(w:str, dim:int) -> np.ndarray:
+    "The fixed Gaussian vector of word `w` (read-only)."
+    seed = int.from_bytes(hashlib.sha256(w.encode()).digest()[:8], "little")
+    v = np.random.default_rng(seed).standard_normal(dim); v.flags.writeable = False
+    return v
+
 class FakeEmbedder:
     "Deterministic hashed bag-of-words embeddings for tests (`fake/<dim>`)."
-    def __init__(self, dim:int=64): self.dim, self.name = dim, f"fake/{dim}"
-
-    def _word(self, w:str) -> np.ndarray:
-        seed = int.from_bytes(hashlib.sha256(w.encode()).digest()[:8], "little")
-        return np.random.default_rng(seed).standard_normal(self.dim)
+    def __init__(self, dim:int=64):
+        self.dim, self.name = dim, f"fake/{dim}"
+        self._word = functools.lru_cache(maxsize=max(64, 2**22 // dim))(functools.partial(_word_vector, dim=dim))   # <= 32 MB
 
     def encode(self, texts:list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), np.float32)
         for i, t in enumerate(texts):
-            v = sum((self._word(w) for w in re.findall(r"\w+", t.lower())), np.zeros(self.dim))
+            v = np.zeros(self.dim)
+            for w in re.findall(r"\w+", t.lower()): v += self._word(w)     # in order, as sum() adds
             n = np.linalg.norm(v)
             out[i] = v / n if n else v
         return out

@@ -17,8 +17,8 @@ from scipy.stats import t as student_t
 from ..worlds.planted import (STRENGTHS, planted_world, parse_planted, is_planted, scenario_of, expected_overall, best_fixed_arm)
 
 # %% auto #0
-__all__ = ['UNITS', 't95', 'mean_ci', 'run_plan', 'is_planted_run', 'run_truth', 'episode_scores', 'run_label', 'recovery_table',
-           'gains', 'cross_model_order', 'recovery_verdict']
+__all__ = ['UNITS', 't95', 'mean_ci', 'stored_run', 'run_plan', 'planted_strengths', 'is_planted_run', 'run_truth',
+           'episode_scores', 'run_label', 'recovery_table', 'gains', 'cross_model_order', 'recovery_verdict']
 
 # %% ../../nbs/63_report.recovery.ipynb #3139edb8
 def t95(n:int) -> float:
@@ -36,22 +36,29 @@ def mean_ci(x) -> dict:
 def _opt(cfg:dict) -> tuple: return () if cfg.get("method") == "original" else \
     {"both": ("p1", "p2"), "p1": ("p1",), "p2": ("p2",), "none": ()}[cfg.get("optimize", "both")]
 
+def stored_run(cfg:dict) -> RunConfig:
+    "The `RunConfig` of a stored run's `run_config.json` (its plan, its chains of carried bandits)."
+    # saved-bandit paths need not exist any more to list the plan; save_bandits is not stored (an operational knob)
+    return RunConfig.from_dict({**cfg, "init_bandits": None, "save_bandits": bool(cfg.get("carry_bandits"))})
+
 def run_plan(cfg:dict) -> list[tuple[str, str, int]]:
     "(episode_id, combo_pk, rep) of every episode a stored run planned."
-    # saved-bandit paths need not exist any more to list the plan; save_bandits is not stored (an operational knob)
-    return RunConfig.from_dict({**cfg, "init_bandits": None, "save_bandits": bool(cfg.get("carry_bandits"))}).plan()
+    return stored_run(cfg).plan()
+
+def planted_strengths(cfg:dict) -> dict:
+    "{p1, p2: 'strong'/'weak'}: each agent's strength in a planted-world run (its model, else the terminal judge's)."
+    m = cfg["models"]; return {a: parse_planted(m.get(f"agent_{a}") or m["terminal_judge"])[1] for a in ("p1", "p2")}
 
 def is_planted_run(cfg:dict) -> bool:
     "Whether a stored run's terminal judge is a planted-world model."
     return is_planted((cfg.get("models") or {}).get("terminal_judge", ""))
 
 def run_truth(cfg:dict) -> pd.DataFrame:
-    "Per planned episode and agent: expected Overall under the run's policy (`expected`, NaN if it learns) and the references."
+    "Per planned episode and agent: its policy, the expected Overall under it (`expected`, NaN if it learns) and the references."
     if not is_planted_run(cfg): raise DataError(f"run {cfg.get('tag')!r} is not a planted-world run (terminal judge {(cfg.get('models') or {}).get('terminal_judge')!r})")
     models, turns, space = cfg["models"], int(cfg["max_turns"]), cfg.get("strategy_space", "v3")
     world, first = planted_world(models["terminal_judge"]), get_profile(cfg.get("profile", "paper")).first_arm
-    st = {a: parse_planted(models.get(f"agent_{a}") or models["terminal_judge"])[1] for a in ("p1", "p2")}
-    opt, method = _opt(cfg), cfg.get("method")
+    st, opt, method = planted_strengths(cfg), _opt(cfg), cfg.get("method")
     rows, cache = [], {}
     for eid, pk, rep in run_plan(cfg):
         if pk not in cache:
@@ -66,7 +73,8 @@ def run_truth(cfg:dict) -> pd.DataFrame:
                 else: ref.update(uniform=ref["original"], oracle=ref["original"], ceiling=ref["original"])
                 own = ("original" if a not in opt else "uniform" if method == "uniform" else
                        ("fixed", int(fixed)) if method == "fixed" else None)
-                cache[pk][a] = {"expected": np.nan if own is None else e(a, own), **ref, "oracle_arm": best}
+                cache[pk][a] = {"expected": np.nan if own is None else e(a, own), **ref, "oracle_arm": best,
+                                "policy": "learns" if own is None else own if isinstance(own, str) else f"arm {own[1]}"}
         for a in ("p1", "p2"): rows.append({"episode_id": eid, "combo_pk": pk, "rep": rep, "agent": a, **cache[pk][a]})
     return pd.DataFrame(rows)
 
@@ -103,9 +111,10 @@ def recovery_table(results_dir:Path|str, # the results folder
         planned = set(truth.episode_id)
         if extra := set(mine.episode_id) - planned: raise DataError(f"run {tag!r} stores episodes it never planned: {sorted(extra)[:3]}")
         tw = truth.pivot(index="episode_id", columns="agent", values=["expected", "original", "uniform", "oracle", "ceiling"])
+        pol = truth.drop_duplicates("agent").set_index("agent").policy
         models = cfg.get("models") or {}
         base = {"experiment": cfg.get("experiment"), "tag": tag, "method": run_label(cfg), "runner_method": cfg.get("method"),
-                "optimize": cfg.get("optimize"), "world": parse_planted(models["terminal_judge"])[0],
+                "optimize": cfg.get("optimize"), "seed": cfg.get("seed"), "world": parse_planted(models["terminal_judge"])[0],
                 "p1_model": _short(models.get("agent_p1")), "p2_model": _short(models.get("agent_p2")),
                 "variant": cfg.get("variant"), "generalization": cfg.get("generalization"),
                 "turns": cfg.get("max_turns"), "planned": len(planned), "stored": len(mine),
@@ -113,10 +122,11 @@ def recovery_table(results_dir:Path|str, # the results folder
         tw = tw.loc[list(mine.episode_id)]            # the truth of the episodes measured (all planned ones when none failed)
         for unit in UNITS:
             m = mean_ci(mine[unit])
-            ref = {k: float(tw[k].mean(axis=1).mean() if unit == "episode" else tw[k][unit].mean()) if len(tw) else np.nan
-                   for k in ("expected", "original", "uniform", "oracle", "ceiling")}
+            ref = {k: float(tw[k].mean(axis=1, skipna=False).mean(skipna=False) if unit == "episode" else tw[k][unit].mean(skipna=False))
+                   if len(tw) else np.nan for k in ("expected", "original", "uniform", "oracle", "ceiling")}   # NaN if one agent learns
+            covers = None if np.isnan(ref["expected"]) else " + ".join(f"{a} {pol[a]}" for a in (("p1", "p2") if unit == "episode" else (unit,)))
             gap = ref["oracle"] - ref["uniform"]
-            rows.append(base | {"unit": unit, **m, "truth": ref["expected"], "truth_in_ci": bool(m["lo"] <= ref["expected"] <= m["hi"])
+            rows.append(base | {"unit": unit, **m, "truth": ref["expected"], "truth_covers": covers, "truth_in_ci": bool(m["lo"] <= ref["expected"] <= m["hi"])
                                 if not np.isnan(ref["expected"]) else None, **{k: v for k, v in ref.items() if k != "expected"},
                                 "position": (m["mean"] - ref["uniform"]) / gap if gap > 1e-9 else np.nan,
                                 "position_lo": (m["lo"] - ref["uniform"]) / gap if gap > 1e-9 else np.nan,
@@ -124,21 +134,26 @@ def recovery_table(results_dir:Path|str, # the results folder
     return pd.DataFrame(rows)
 
 # %% ../../nbs/63_report.recovery.ipynb #7b3c8619
-def gains(table:pd.DataFrame, # a `recovery_table`
-          unit:str="episode",  # episode / p1 / p2
+def gains(table:pd.DataFrame,         # a `recovery_table`
+          scores:pd.DataFrame|None=None, # its `episode_scores` (None: unpaired SEs only)
+          unit:str="episode",           # episode / p1 / p2
          ) -> pd.DataFrame:
-    "Each run's gain over the Original run of its experiment, world and model pair: mean, SE, 95% CI, planted gain."
+    "Each run's gain over the Original run of its experiment, world and model pair: mean, SE (paired when it can be), 95% CI, planted gain."
     t = table[table.unit == unit]
-    rows = []
+    rows, by = [], {} if scores is None else {k: g.set_index("episode_id")[unit] for k, g in scores.groupby("tag")}
     for _, g in t.groupby(["experiment", "world", "p1_model", "p2_model"], dropna=False):
         orig = g[g.runner_method == "original"]
         if len(orig) != 1: continue
         o = orig.iloc[0]
         for _, r in g[g.runner_method != "original"].iterrows():
-            se = math.sqrt(r.se**2 + o.se**2); diff = r["mean"] - o["mean"]
-            lo, hi = diff - t95(min(r.n, o.n)) * se, diff + t95(min(r.n, o.n)) * se
+            x, y = by.get(r.tag), by.get(o.tag)
+            paired = x is not None and y is not None and r.seed == o.seed and set(x.index) == set(y.index) and len(x) > 1
+            if paired: m = mean_ci(x - y.loc[x.index]); diff, se, lo, hi = m["mean"], m["se"], m["lo"], m["hi"]
+            else:
+                se = math.sqrt(r.se**2 + o.se**2); diff = r["mean"] - o["mean"]
+                lo, hi = diff - t95(min(r.n, o.n)) * se, diff + t95(min(r.n, o.n)) * se
             rows.append({k: r[k] for k in ("experiment", "world", "tag", "method", "p1_model", "p2_model", "optimize", "learns")} |
-                        {"unit": unit, "gain": diff, "se": se, "lo": lo, "hi": hi,
+                        {"unit": unit, "gain": diff, "se": se, "lo": lo, "hi": hi, "paired": paired,
                          "planted_gain": r.truth - o.truth if not r.learns else np.nan, "excludes_zero": bool(lo > 0 or hi < 0)})
     return pd.DataFrame(rows)
 

@@ -260,7 +260,8 @@ REPORT_NOTEBOOKS = {   # name -> (outputs it writes under out_dir, its own param
     "fig_strategies": (["fig_strategies.png", "fig_strategies.csv"], {"rule": "final", "n_show": 4, "method": "also"}),
     "case_study": (["case_study.png", "case_study.md", "case_study.csv"], {"episode_id": None, "method": "also"}),
     "planted_recovery": (["planted_recovery.png", "planted_recovery.csv", "planted_gains.png", "planted_gains.csv",
-                          "planted_cross_model.png", "planted_cross_model.csv", "planted_truth.csv"], {}),
+                          "planted_cross_model.png", "planted_cross_model.csv", "planted_truth.csv", "planted_learning.png",
+                          "planted_learning.csv", "planted_learning_summary.csv"], {}),
 }
 
 def experiments_dir(settings:Settings|None=None) -> Path:

@@ -18,13 +18,14 @@ from .render import run_notebook, report, select_tags, results_path, out_path, e
 from .recovery import recovery_verdict
 
 # %% auto #0
-__all__ = ['EXPERIMENTS', 'NO_MODEL_PROFILES', 'ABLATIONS', 'profiles_dir', 'load_profile', 'default_profiles', 'episode_models',
-           'make_run', 'main_runs', 'ablation_runs', 'bilateral_runs', 'control_runs', 'cross_model_runs',
-           'generalization_split', 'run_generalization', 'pm_parameters', 'profile_verdict', 'explorer', 'run_profile',
-           'reproduce', 'summary_lines', 'reproduce_cli']
+__all__ = ['EXPERIMENTS', 'NO_MODEL_PROFILES', 'ABLATIONS', 'LEARNERS', 'profiles_dir', 'load_profile', 'default_profiles',
+           'episode_models', 'make_run', 'main_runs', 'ablation_runs', 'bilateral_runs', 'control_runs',
+           'cross_model_runs', 'generalization_split', 'run_generalization', 'learning_runs', 'pm_parameters',
+           'profile_verdict', 'explorer', 'run_profile', 'reproduce', 'summary_lines', 'reproduce_cli']
 
 # %% ../../nbs/64_report.reproduce.ipynb #ac0b2588
-EXPERIMENTS = ("exp_main", "exp_ablation", "exp_bilateral", "exp_cross_model", "exp_generalization", "exp_beyond", "exp_control")
+EXPERIMENTS = ("exp_main", "exp_ablation", "exp_bilateral", "exp_cross_model", "exp_generalization", "exp_beyond", "exp_control",
+               "exp_learning")
 
 def profiles_dir() -> Path: return Path(str(resources.files("also") / "data" / "profiles"))
 
@@ -113,20 +114,30 @@ def generalization_split(n_train:int=7, n_test:int=7) -> tuple[list, list]:
     if n_train + n_test > len(pks): raise ConfigError(f"n_train + n_test must be <= {len(pks)}")
     return pks[:n_train], pks[n_train:n_train + n_test]
 
-def run_generalization(profile, n_train=7, n_test=7, results_dir=None, progress=True, **kw) -> list[dict]:
-    "Train ALSO across the train scenarios (one bandit per side, carried), then test: scratch / zero-shot / fine-tune."
+def run_generalization(profile, n_train=7, n_test=7, results_dir=None, progress=True, exp="gen", **kw) -> list[dict]:
+    "Train ALSO across the train scenarios (one bandit per side, carried), then test: scratch / zero-shot / fine-tune (tags `<profile>-<exp>-*`)."
     train, test = generalization_split(n_train, n_test)
-    tr = make_run(profile, "gen", "train", "also", combos=train, save_bandits=True, carry_bandits=True,
+    tr = make_run(profile, exp, "train", "also", combos=train, save_bandits=True, carry_bandits=True, keep_bandits="last",
                   extra={"generalization": "train"}, **kw)
     out = [run(tr, results_dir=results_dir, progress=progress)]
     d = results_path(results_dir)/tr.tag
     last = read_episodes(d/"episodes.jsonl")[-1]
     init = {k: str(d/p) for k, p in last["bandit_state"].items()}
     for cond, learn, ini in (("scratch", True, None), ("zero_shot", False, init), ("finetune", True, init)):
-        r = make_run(profile, "gen", cond, "also", combos=test, init_bandits=ini, learn=learn,
+        r = make_run(profile, exp, cond, "also", combos=test, init_bandits=ini, learn=learn,
                      extra={"generalization": cond}, **kw)
         out.append(run(r, results_dir=results_dir, progress=progress))
     return out
+
+LEARNERS = ("also", "exp3", "linucb", "neural_ucb", "opro", "evoprompt_ga", "promptbreeder")   # Table 2's learners, EXP3, LinUCB
+
+def learning_runs(profile, methods=LEARNERS, references=("original", "uniform", "oracle"), episodes:int=8, carried:int=8,
+                  models=None, learn_models=None, **kw) -> list[RunConfig]:
+    "The learnable planted world: each method's bandits carried over `carried` episodes of each of the first `episodes` combos (one chain per combo); the fixed references play the same plan."
+    ms = {**(models or {}), **(learn_models or {})}
+    return [make_run(profile, "learning", m, m, episodes=episodes, reps=carried, models=ms, **kw,
+                     **({} if m in references else {"carry_bandits": "combo", "save_bandits": True, "keep_bandits": "last"}))
+            for m in [*references, *methods]]
 
 # %% ../../nbs/64_report.reproduce.ipynb #5346bf61
 def pm_parameters(nb:Path) -> dict:

@@ -39,7 +39,7 @@ SCHEMA = {
     "episodes": (_REQ, "first N combos of the split (null: all)"),
     "reps": (_REQ, "repetitions of every combo"),
     "combos": (_REQ, "explicit combo pks instead of the split's (null: the split's)"),
-    "carry_bandits": (_REQ, "one bandit per agent carried across the episodes, in order"),
+    "carry_bandits": (_REQ, "carried bandits: false (none), true (one bandit per agent across the episodes, in order) or \"combo\" (one per agent and combo, over its reps)"),
     "init_bandits": (_REQ, "{p1, p2: path} of saved bandits every episode starts from (null: fresh)"),
     "created": (_REQ, "when the run folder was made (local time, ISO 8601)"),
     "also_version": (_REQ, "`also.__version__` that made it"),

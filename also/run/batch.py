@@ -47,7 +47,10 @@ class RunConfig:
     save_bandits: bool = False                # store every episode's final bandit states under bandits/
     init_bandits: dict|None = None            # {"p1": path, "p2": path}: start every episode from saved states
     combos: list|None = None                  # explicit combo pks (instead of the split's), e.g. a train/test partition
-    carry_bandits: bool = False               # one bandit per agent across the episodes (sequential; needs save_bandits)
+    carry_bandits: bool|str = False           # carry each agent's bandit from episode to episode (needs save_bandits): True = one
+                                              # chain over the whole plan, in order; "combo" = one chain per combo over its reps
+    keep_bandits: str = "all"                 # "all": every episode's saved states stay; "last": only each carried chain's newest
+                                              # (older files are removed once a newer episode is stored: 4096-d ALSO states are ~14 MB)
     combo_options: dict|None = None           # {combo_pk: {bandit option: value}} over the episode's bandit_options, e.g. a per-scenario arm
     extra: dict = field(default_factory=dict) # labels for reports (variant, generalization, reproduce_profile, ...)
 
@@ -60,7 +63,10 @@ class RunConfig:
         if int(self.reps) < 1: raise ConfigError(f"reps must be >= 1, got {self.reps!r}")
         if int(self.concurrency) < 1: raise ConfigError(f"concurrency must be >= 1, got {self.concurrency!r}")
         if int(self.retries) < 0: raise ConfigError(f"retries must be >= 0, got {self.retries!r}")
+        if self.carry_bandits not in (False, True, "combo"): raise ConfigError(f"carry_bandits must be False, True or 'combo', got {self.carry_bandits!r}")
         if self.carry_bandits and not self.save_bandits: raise ConfigError("carry_bandits needs save_bandits (to resume a carried run)")
+        if self.keep_bandits not in ("all", "last"): raise ConfigError(f"keep_bandits must be 'all' or 'last', got {self.keep_bandits!r}")
+        if self.keep_bandits == "last" and not self.carry_bandits: raise ConfigError("keep_bandits='last' keeps each carried chain's newest states: it needs carry_bandits")
         if self.combos is not None:
             known = load_data().combos
             if bad := [c for c in self.combos if c not in known]: raise ConfigError(f"unknown combo pk(s) {bad[:3]}")
@@ -79,6 +85,10 @@ class RunConfig:
         pks = list(self.combos) if self.combos is not None else split_combos(load_data(), self.split)
         pks = pks[: self.episodes] if self.episodes else pks
         return [(f"{pk}#{r}", pk, r) for r in range(self.reps) for pk in pks]
+
+    def chain(self, pk:str) -> str|None:
+        "The chain of carried bandits an episode of combo `pk` belongs to (None: no carrying, every episode starts afresh)."
+        return None if not self.carry_bandits else pk if self.carry_bandits == "combo" else "run"
 
     def episode_config(self, pk:str, rep:int) -> EpisodeConfig:
         "The configuration of one planned episode: its own seed, and the combo's bandit options if any."
@@ -265,17 +275,17 @@ async def run_batch(run:RunConfig,                 # what to run
         t0, stats = time.time(), {"completed": 0, "failed": 0, "retried": 0, "not_started": 0, "interrupted": 0, "cost": 0.0}
         bar = _progress(len(todo), f"{run.tag}: episodes", "ep", progress)
         tbar = _progress(len(todo) * run.episode.max_turns, "turns", "turn", progress, position=1)
-        sem, wlock, halt = asyncio.Semaphore(1 if run.carry_bandits else int(run.concurrency)), asyncio.Lock(), asyncio.Event()
-        carried = dict(init)
-        if run.carry_bandits and done:       # resume a carried run from the last stored episode's bandits
-            last = [e for e in stored if e.get("bandit_state")][-1]
-            carried = {k: load_bandit(d/p).state_dict() for k, p in last["bandit_state"].items()}
+        sem, wlock, halt = asyncio.Semaphore(int(run.concurrency)), asyncio.Lock(), asyncio.Event()
+        saved = {}                           # chain -> the saved-state files of its newest stored episode
+        for e in stored if run.carry_bandits else []:
+            if e.get("bandit_state"): saved[run.chain(e["combo_pk"])] = e["bandit_state"]
+        carried = {c: {k: load_bandit(d/p).state_dict() for k, p in st.items()} for c, st in saved.items()}   # resume each chain there
 
         def show(): bar.set_postfix(failed=stats["failed"], cost=fmt_cost(stats["cost"]))
 
         async def play(eid, pk, cfg, attempt, seen):
             "One attempt: (record, bandits), here or on a worker."
-            states = carried if run.carry_bandits else init
+            states = carried.get(run.chain(pk), init) if run.carry_bandits else init
             if pool is None:
                 res = await run_episode(data.combos[pk], cfg, embedder, client, eid, run.tag, states,
                                         on_turn=lambda r: (seen.append(r), tbar.update(1)), attempt=attempt)
@@ -317,10 +327,14 @@ async def run_batch(run:RunConfig,                 # what to run
                     (d/"bandits").mkdir(exist_ok=True)
                     rec["bandit_state"] = {k: str(save_bandit(b, d/"bandits"/f"{_safe(eid)}.{k}.json").relative_to(d))
                                            for k, b in bandits.items()}
-                if run.carry_bandits: carried.update({k: b.state_dict() for k, b in bandits.items()})
+                if run.carry_bandits:
+                    carried[run.chain(pk)] = {**carried.get(run.chain(pk), init), **{k: b.state_dict() for k, b in bandits.items()}}
                 tbar.update(run.episode.max_turns - len(seen))
                 async with wlock:
                     append_jsonl(d/"episodes.jsonl", rec)
+                    if run.carry_bandits:              # the chain's older files go only once the newer ones are stored
+                        old, saved[run.chain(pk)] = saved.get(run.chain(pk)), rec["bandit_state"]
+                        for p in (old or {}).values() if run.keep_bandits == "last" else (): (d/p).unlink(missing_ok=True)
                     stats["completed"] += 1
                     c = rec["ledger"]["cost_usd"]
                     stats["cost"] = None if c is None or stats["cost"] is None else stats["cost"] + c
@@ -329,13 +343,14 @@ async def run_batch(run:RunConfig,                 # what to run
         try:
             pool, service = await _start_pool(settings, client, embedder, workers, ray, len(todo))
             t0 = time.time()                          # wall time of the episodes, not of starting workers
-            if run.carry_bandits:
-                for p in todo: await one(*p)          # in order: each episode starts from the previous one's bandits
-            else:
-                try:
-                    async with asyncio.TaskGroup() as tg:   # the first failure cancels the other episodes ...
-                        for p in todo: tg.create_task(one(*p))
-                except BaseExceptionGroup as eg: raise eg.exceptions[0]   # ... and propagates as itself
+            chains = {}                               # a carried chain's episodes run in order (each starts from the previous
+            for p in todo: chains.setdefault(run.chain(p[1]) or p[0], []).append(p)   # one's bandits); an uncarried episode alone
+            async def play_chain(ps):
+                for p in ps: await one(*p)
+            try:
+                async with asyncio.TaskGroup() as tg:   # the first failure cancels the other episodes ...
+                    for ps in chains.values(): tg.create_task(play_chain(ps))
+            except BaseExceptionGroup as eg: raise eg.exceptions[0]   # ... and propagates as itself
         finally:
             bar.close(); tbar.close()
             if pool is not None: await pool.close()

@@ -94,6 +94,10 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=4, help="episodes in flight (default: 4)")
     p.add_argument("--retries", type=int, default=2, help="extra attempts of a failed episode (default: 2)")
     p.add_argument("--save-bandits", action="store_true", help="store final bandit states under <tag>/bandits/")
+    p.add_argument("--carry", choices=["combo", "run"], help="carry each agent's bandit from episode to episode: one chain per combo "
+                   "over its --reps (combo) or one over the whole run (run); saves the bandits")
+    p.add_argument("--keep-bandits", choices=["all", "last"], default="all",
+                   help="with --carry: keep every episode's saved states (all) or only each chain's newest (last; a 4096-d ALSO state is ~14 MB)")
     p.add_argument("--init-p1", help="start p1's bandit from this saved state"); p.add_argument("--init-p2", help="same for p2")
     p.add_argument("--no-learn", action="store_true", help="apply the (loaded) bandits without updating them")
     p.add_argument("--results", help="results folder (default: settings.ini [paths] results)")
@@ -110,8 +114,9 @@ def run_config_from_args(a) -> RunConfig:
     seed = Settings.load().int("run", "seed") if a.seed is None else a.seed
     ep = EpisodeConfig(a.method, a.optimize, a.profile, a.space, a.turns, a.judge_mode, seed, opts, models, not a.no_learn)
     init = {k: v for k, v in (("p1", a.init_p1), ("p2", a.init_p2)) if v} or None
+    carry = {"combo": "combo", "run": True, None: False}[a.carry]
     return RunConfig(a.tag or f"{a.method}-{a.split}-{ep.optimize}", ep, a.split, a.episodes, a.reps, a.concurrency,
-                     a.retries, a.save_bandits, init)
+                     a.retries, a.save_bandits or bool(carry), init, carry_bandits=carry, keep_bandits=a.keep_bandits)
 
 def run_cli(argv:list|None=None) -> dict:
     "`also run`: run (or resume) a batch and print its summary, the only thing on stdout (library chatter goes to stderr)."

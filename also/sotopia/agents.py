@@ -164,5 +164,6 @@ async def make_side(key:str, name:str, persona:str, cfg:EpisodeConfig, embedder,
         b.load_state_dict({**init_state, "seed": b.seed, "rng": b.rng.bit_generator.state})
         if feats is not None and b.n_arms == len(feats): b.arm_features = b._check_features(feats, b.n_arms)
     if hasattr(b, "persona"): b.persona = persona     # generative optimizers refuse instructions that copy it
+    b.frozen = not cfg.learn                          # learn=False (zero-shot): no optimizer step, on loaded records or new ones
     side.bandit = b
     return side

@@ -21,7 +21,7 @@ from also.sotopia.agents import (AgentCallError, EpisodeConfig, Injector, MODEL_
     use_llm_layer)
 
 # %% auto #0
-__all__ = ['episode_scope', 'Episode', 'episode_ledger', 'EpisodeResult', 'run_episode']
+__all__ = ['ACTION_TYPES', 'episode_scope', 'Episode', 'episode_ledger', 'EpisodeResult', 'run_episode']
 
 # %% ../../nbs/35_sotopia.episode.ipynb #a1c0e00c
 async def _play(ep:Episode, on_turn=None) -> Episode:
@@ -42,6 +42,8 @@ async def _play(ep:Episode, on_turn=None) -> Episode:
 
 # %% ../../nbs/35_sotopia.episode.ipynb #c8c6baac
 def _hash(s:str) -> str: return hashlib.sha256(s.encode()).hexdigest()[:12]
+
+ACTION_TYPES = ("none", "speak", "non-verbal communication", "action", "leave")   # Sotopia's default set, in its own listed order
 
 def _load_profiles(combo:dict):
     from sotopia.database import EnvironmentProfile, AgentProfile
@@ -111,6 +113,7 @@ class Episode:
         for m in set(models.values()): ensure_provider(parse_model_spec(m))    # Sotopia asks litellm about them first
         terminal = make_terminal_evaluator(models["terminal_judge"])
         env = ParallelSotopiaEnv(env_profile=env_profile, model_name=models["terminal_judge"], action_order="round-robin",
+                                 available_action_types=list(ACTION_TYPES),     # a list: Sotopia's default set would order them by the hash seed
                                  evaluators=[RuleBasedTerminatedEvaluator(max_turn_number=cfg.max_turns, max_stale_turn=2)],
                                  terminal_evaluators=[terminal])
         agents = Agents({f"{p.first_name} {p.last_name}": LLMAgent(agent_profile=p, model_name=models[f"agent_p{i+1}"])
@@ -276,8 +279,9 @@ async def update(self:Episode, rec:dict, k:str, arm:int, reward:float, c:np.ndar
 
 @patch
 async def evolve(self:Episode, rec:dict) -> None:
-    "Generative optimizers (OPRO, EvoPrompt, PromptBreeder) rewrite their pool of instructions when due."
+    "Generative optimizers (OPRO, EvoPrompt, PromptBreeder) rewrite their pool of instructions when due (never when the episode does not `learn`)."
     t = rec["turn"]
+    if not self.cfg.learn: return
     for k, b in self.bandits.items():
         if self.sides[k].generative and b.due(t):
             with llm_tags(turn=t), llm_purpose("optimizer"):

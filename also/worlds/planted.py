@@ -12,11 +12,11 @@ from ..bandits.spaces import SPACES, MODE_SEP, STRATEGY_HEADER, load_space
 from ..llm.scripted import ScriptedLLM, prompt_text
 
 # %% auto #0
-__all__ = ['STRENGTHS', 'DIM_MAP', 'NONCES', 'V3_UNITS', 'MODE_UNITS', 'MIX_RE', 'TAG_RE', 'MAX_MIX', 'POLICIES', 'PlantedError',
-           'parse_planted', 'is_planted', 'WorldConfig', 'PlantedWorld', 'parse_mix', 'planted_world', 'strategy_index',
-           'mix_key', 'strategy_key', 'agent_reply', 'utterances', 'turn_judgement', 'terminal_evaluation', 'mix_of',
-           'optimizer_reply', 'planted_reply', 'agent_turns', 'expected_value', 'expected_overall', 'best_fixed_arm',
-           'scenario_of', 'oracle_options', 'scenario_truth']
+__all__ = ['STRENGTHS', 'DIM_MAP', 'NONCES', 'V3_UNITS', 'MODE_UNITS', 'WORLDS', 'MIX_RE', 'TAG_RE', 'MAX_MIX', 'POLICIES',
+           'PlantedError', 'parse_planted', 'is_planted', 'WorldConfig', 'PlantedWorld', 'parse_mix', 'planted_world',
+           'strategy_index', 'mix_key', 'strategy_key', 'agent_reply', 'utterances', 'turn_judgement',
+           'terminal_evaluation', 'mix_of', 'optimizer_reply', 'planted_reply', 'agent_turns', 'expected_value',
+           'expected_overall', 'best_fixed_arm', 'scenario_of', 'oracle_options', 'scenario_truth']
 
 # %% ../../nbs/42_worlds.planted.ipynb #bc38c870
 class PlantedError(AlsoError):
@@ -24,16 +24,16 @@ class PlantedError(AlsoError):
 
 STRENGTHS = {"strong": 0.05, "weak": -0.05}   # a model's effect on its own latent value
 
-def parse_planted(name:str, # a model name: planted[-flat][-weak|-strong], with or without a provider prefix
-                 ) -> tuple[str, str]: # (world variant "main"/"flat", agent strength)
+def parse_planted(name:str, # a model name: planted[-flat|-learn][-weak|-strong], with or without a provider prefix
+                 ) -> tuple[str, str]: # (world variant "main"/"flat"/"learn", agent strength)
     "The world variant and agent strength a planted model name selects."
     parts = str(name).split("@")[0].rsplit("/", 1)[-1].split("-")
     if parts[0] != "planted": raise ConfigError(f"{name!r} is not a planted-world model name (planted[-flat][-weak])")
     variant, strength = "main", "strong"
     for p in parts[1:]:
-        if p == "flat": variant = "flat"
+        if p in ("flat", "learn"): variant = p
         elif p in STRENGTHS: strength = p
-        else: raise ConfigError(f"unknown token {p!r} in planted model name {name!r}; names look like planted[-flat][-weak]")
+        else: raise ConfigError(f"unknown token {p!r} in planted model name {name!r}; names look like planted[-flat|-learn][-weak]")
     return variant, strength
 
 def is_planted(name) -> bool:
@@ -64,6 +64,11 @@ class WorldConfig:
     mode: float = 0.03             # thinking modes: effect in ± this (centred)
     opp_weight: float = 0.5        # kappa: how much the opponent's strength counts against you
     noise: float = 0.05            # half-width of the uniform utterance noise
+    centre: bool = True            # centre the strategy effects, so that no strategy (arm 0) is the average strategy
+
+WORLDS = {"main": WorldConfig(), "flat": WorldConfig(),          # flat: the main recipe, then every effect set to 0
+          "learn": WorldConfig(n_clusters=1, base=(0.13, 0.17), best=0.70, second=0.0, others=(0.0, 0.0), opening=0.0,
+                               closing=0.0, variant=0.0, mode=0.0, centre=False)}
 
 # %% ../../nbs/42_worlds.planted.ipynb #9e277ddc
 def _u(*parts) -> float:
@@ -72,10 +77,10 @@ def _u(*parts) -> float:
 
 class PlantedWorld:
     "The hidden table of one world variant, and the latent value of an utterance."
-    def __init__(self, variant:str="main", # "main" or "flat" (every strategy effect 0)
-                 cfg:WorldConfig=WorldConfig()):
-        if variant not in ("main", "flat"): raise ConfigError(f"planted world variant must be 'main' or 'flat', got {variant!r}")
-        self.variant, self.cfg = variant, cfg
+    def __init__(self, variant:str="main", # "main", "flat" (every strategy effect 0) or "learn" (one far better strategy)
+                 cfg:WorldConfig|None=None): # the recipe (None: WORLDS[variant])
+        if variant not in WORLDS: raise ConfigError(f"planted world variant must be one of {list(WORLDS)}, got {variant!r}")
+        cfg = cfg or WORLDS[variant]; self.variant, self.cfg = variant, cfg
         rng, K = np.random.default_rng(cfg.seed), cfg.n_clusters
         E, P, self.roles = {}, {}, []
         v3 = np.zeros((K, len(V3_UNITS))); ph = np.zeros((K, len(V3_UNITS), 2))
@@ -87,9 +92,9 @@ class PlantedWorld:
             v3[k, order[0]] = cfg.best
             if k % 2 == 0: v3[k, order[1]] = cfg.second
             v3[k, order[2]], ph[k, order[2]] = 0.0, (cfg.opening, cfg.closing)
-            v3[k] -= v3[k].mean()                     # arm 0 (no strategy, effect 0) is the average strategy
-            self.roles.append({"best": V3_UNITS[order[0]], "second": V3_UNITS[order[1]] if k % 2 == 0 else None,
-                               "phase": V3_UNITS[order[2]]})
+            if cfg.centre: v3[k] -= v3[k].mean()      # arm 0 (no strategy, effect 0) is the average strategy
+            self.roles.append({"best": V3_UNITS[order[0]], "second": V3_UNITS[order[1]] if k % 2 == 0 and cfg.second else None,
+                               "phase": V3_UNITS[order[2]] if cfg.opening or cfg.closing else None})
         for i, u in enumerate(V3_UNITS): E[u], P[u] = v3[:, i], ph[:, i]
         for s in load_space("v3_pool48")[13:]:        # paraphrased variants: the family's effect, a little off
             E[s.id], P[s.id] = E[s.parent] + rng.uniform(-cfg.variant, cfg.variant, K), P[s.parent]
@@ -160,7 +165,7 @@ PlantedWorld.extremes, PlantedWorld._check_bounds, PlantedWorld.dims = _extremes
 PlantedWorld.overall, PlantedWorld.reward = _overall, _reward
 
 @functools.lru_cache(maxsize=None)
-def _world(variant:str) -> PlantedWorld: return PlantedWorld(variant)
+def _world(variant:str) -> PlantedWorld: return PlantedWorld(variant, WORLDS[variant])
 
 def planted_world(name:str="planted") -> PlantedWorld:
     "The world a planted model name selects (built once per process)."
@@ -378,11 +383,11 @@ def oracle_options(combos:list, # combo pks of the run
                    models:dict, # the episode's models (agent_p1, agent_p2, terminal_judge: planted names)
                    space:str="v3",
                   ) -> dict:    # {combo_pk: {"arm": best arm}}: RunConfig.combo_options of the oracle run
-    "Per-combo bandit options that make the `fixed` bandit play the planted world's best fixed arm."
+    "Per-combo bandit options that make the `fixed` bandit play the planted world's best fixed arm (flat world: every arm ties, so the main world's best, not arm 0)."
     judge = models.get("terminal_judge")
     if not judge or not is_planted(judge):
         raise ConfigError(f"the oracle method exists only in the planted world: the terminal judge must be a planted model, got {judge!r}")
-    world = planted_world(judge)
+    world = planted_world("planted" if parse_planted(judge)[0] == "flat" else judge)   # the flat oracle must not be Original again
     st = tuple(parse_planted(models.get(k) or judge)[1] for k in ("agent_p1", "agent_p2"))
     return {pk: {"arm": best_fixed_arm(world, scenario_of(pk), turns, space, st)[0]} for pk in combos}
 
