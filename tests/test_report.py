@@ -144,3 +144,34 @@ def test_runs_made_by_hand_are_taken_by_their_configuration(tmp_path):
     assert set(tm.index) == {"Original", "ALSO"} and set(tm.n_episodes) == {3} and set(tm.run_tags) == {"mine; orig"}
     bl = ours(tmp_path/"figs", "fig_bilateral").set_index("condition")
     assert set(bl.index) == {"Original", "P1-only", "Bilateral"} and set(bl.n_episodes) == {3}
+
+
+def test_a_run_without_episodes_reports_nothing_and_breaks_nothing(tmp_path, monkeypatch):
+    """A run folder whose episodes.jsonl is empty (a run killed before its first episode) is a run with 0 episodes: every
+    table notebook writes its files (the old reader returned column-less tables: AttributeError in every notebook). The
+    notebooks run while the process's cwd is elsewhere: the executed copies go to --executed, not to a settings.ini found
+    from papermill's cwd (two notebooks run at once, each moving the cwd)."""
+    from also.report.metrics import fake_run, load_episodes
+    from also.report.render import run_table
+    res = tmp_path/"results"
+    d = fake_run(res, "killed", "also", n_episodes=2); (d/"episodes.jsonl").write_text("")
+    runs = load_episodes(res)
+    assert len(runs) == 0 and "tag" in runs.finals and "turn" in runs.turns
+    assert run_table(runs).set_index("tag").loc["killed", "episodes"] == 0
+    monkeypatch.chdir(tmp_path)                              # no settings.ini here: the notebooks come from the clone
+    r = report(res, None, tmp_path/"figs", only=["tab_main", "fig_strategies"], executed_dir="exec")
+    assert all(not v["error"] for v in r.values()), r
+    assert sorted(p.name for p in (tmp_path/"exec").iterdir()) == ["fig_strategies.ipynb", "tab_main.ipynb"]
+
+
+def test_no_experiment_notebooks_is_one_clear_error(tmp_path, monkeypatch):
+    "Outside a clone and with the package not installed from one, also report says where the notebooks should be, once."
+    import also
+    from also.core import ConfigError
+    from also.report.render import experiments_dir
+    monkeypatch.chdir(tmp_path)
+    assert experiments_dir() == (__import__("pathlib").Path(also.__file__).resolve().parents[1]/"nbs"/"experiments")   # editable install
+    monkeypatch.setattr(also, "__file__", str(tmp_path/"site-packages"/"also"/"__init__.py"))
+    with pytest.raises(ConfigError, match="no experiment notebooks at .*clone of the repository"):
+        report(tmp_path/"results", None, tmp_path/"figs")
+    assert not (tmp_path/"figs").exists() or not any((tmp_path/"figs").iterdir())

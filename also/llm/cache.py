@@ -4,12 +4,12 @@
 
 # %% ../../nbs/23_llm.cache.ipynb #9fc3f7e1
 from __future__ import annotations
-import hashlib, json, sqlite3, threading, time, warnings
+import functools, hashlib, json, sqlite3, threading, time, warnings
 from pathlib import Path
 from pydantic import BaseModel
 
 # %% auto #0
-__all__ = ['KVStore', 'cache_key']
+__all__ = ['KVStore', 'model_schema', 'cache_key']
 
 # %% ../../nbs/23_llm.cache.ipynb #8d5d8727
 class KVStore:
@@ -58,8 +58,13 @@ class KVStore:
     def close(self): self._db.close()
 
 # %% ../../nbs/23_llm.cache.ipynb #65102f8e
+@functools.lru_cache(maxsize=256)    # bounded: a caller that makes classes on the fly cannot grow it without end
+def model_schema(cls:type) -> dict:
+    "The JSON schema of a pydantic class, built once (pydantic rebuilds it on every call: a quarter of a scripted turn's time). Read it, do not change it."
+    return cls.model_json_schema()
+
 def _jsonable(x):
-    if isinstance(x, type) and issubclass(x, BaseModel): return {"pydantic": x.__name__, "schema": x.model_json_schema()}
+    if isinstance(x, type) and issubclass(x, BaseModel): return {"pydantic": x.__name__, "schema": model_schema(x)}
     if isinstance(x, BaseModel): return x.model_dump()
     return str(x)
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import copy, functools, json, re
 from pydantic import BaseModel, ValidationError
+from .cache import model_schema
 
 # %% auto #0
 __all__ = ['SCHEMA_ASK', 'parse_output', 'repair_messages', 'tighten_schema', 'llama_response_format', 'schema_in_prompt',
@@ -13,7 +14,7 @@ __all__ = ['SCHEMA_ASK', 'parse_output', 'repair_messages', 'tighten_schema', 'l
 
 # %% ../../nbs/24_llm.structured.ipynb #48c8212d
 def _schema_dict(rf) -> dict|None:
-    if isinstance(rf, type) and issubclass(rf, BaseModel): return rf.model_json_schema()
+    if isinstance(rf, type) and issubclass(rf, BaseModel): return model_schema(rf)
     if isinstance(rf, dict):
         if rf.get("type") == "json_schema": js = rf.get("json_schema") or {}; return js.get("schema", js)
         return rf.get("schema")
@@ -86,7 +87,7 @@ def llama_response_format(rf, # OpenAI response_format: dict or pydantic class (
                          ) -> dict|None:
     "llama-cpp-python's `{'type': 'json_object', 'schema': S}` for a caller's response_format."
     if rf is None: return None
-    if isinstance(rf, type) and hasattr(rf, "model_json_schema"): schema = rf.model_json_schema()
+    if isinstance(rf, type) and hasattr(rf, "model_json_schema"): schema = model_schema(rf)
     elif isinstance(rf, dict) and rf.get("type") == "json_schema":
         js = rf.get("json_schema") or {}; schema = js.get("schema", js)
     elif isinstance(rf, dict) and rf.get("type") == "json_object": schema = rf.get("schema")

@@ -15,10 +15,10 @@ from ..sotopia.data import load_data, split_combos
 from ..bandits.methods import run_method_label
 
 # %% auto #0
-__all__ = ['DIMS', 'METRICS', 'METRIC_LABELS', 'V3_ARM_NAMES', 'EVAL_SPLITS', 'SE_MODES', 'SE_LABELS', 'fake_episodes',
-           'fake_run', 'Runs', 'run_tags', 'load_episodes', 'filter_split', 'summarize', 'improvements', 'turn_curve',
-           'arm_drift', 'strategy_frequencies', 'per_scenario', 'strategy_rewards', 'calls_table', 'paper_numbers_file',
-           'paper_numbers']
+__all__ = ['DIMS', 'METRICS', 'METRIC_LABELS', 'V3_ARM_NAMES', 'RUN_COLUMNS', 'EVAL_SPLITS', 'SE_MODES', 'SE_LABELS',
+           'fake_episodes', 'fake_run', 'Runs', 'run_tags', 'load_episodes', 'filter_split', 'summarize',
+           'improvements', 'turn_curve', 'arm_drift', 'strategy_frequencies', 'per_scenario', 'strategy_rewards',
+           'calls_table', 'paper_numbers_file', 'paper_numbers']
 
 # %% ../../nbs/60_report.metrics.ipynb #9d04fd5f
 from ..core import DIMENSIONS as DIM_RANGES   # Sotopia's raw ranges
@@ -198,6 +198,11 @@ def _episode_rows(ep:dict, cfg:dict, where:str):
     return finals, turns, epi
 
 # %% ../../nbs/60_report.metrics.ipynb #c768c69e
+RUN_COLUMNS = (   # the columns every consumer may rely on, also in tables of runs without episodes
+    ["tag", "method", "label", "optimize", "episode_id", "env_pk", "agent", "optimized", "model", "opp_model", "overall"],
+    ["tag", "method", "label", "episode_id", "env_pk", "turn", "agent", "arm", "arm_name", "reward", "speaker", "optimized"],
+    ["tag", "method", "label", "episode_id", "n_turns"])
+
 def load_episodes(results_dir:Path|str,       # the results folder (Settings.load().path("results"))
                   tags:list|str|None=None,     # run tags; None = every run folder found
                  ) -> Runs:
@@ -218,7 +223,8 @@ def load_episodes(results_dir:Path|str,       # the results folder (Settings.loa
             fr, tr, er = _episode_rows(ep, cfg | {"tag": tag}, where)
             F += fr; T += tr; E.append(er)
         X += [r | {"tag": tag} for r in read_jsonl(d/tag/"failures.jsonl")]
-    return Runs(pd.DataFrame(F), pd.DataFrame(T), pd.DataFrame(E), C, pd.DataFrame(X))
+    frame = lambda rows, cols: pd.DataFrame(rows) if rows else pd.DataFrame(columns=cols)   # no episodes: the columns all the same
+    return Runs(*(frame(r, c) for r, c in zip((F, T, E), RUN_COLUMNS)), C, pd.DataFrame(X))
 
 # %% ../../nbs/60_report.metrics.ipynb #3cf94bcb
 EVAL_SPLITS = ("all", "hard", "non_hard")

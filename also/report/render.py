@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..core import AlsoError, ConfigError, DataError, Settings
-from .metrics import Runs, load_episodes, run_tags
+from .metrics import Runs, RUN_COLUMNS, load_episodes, run_tags
 
 # %% auto #0
 __all__ = ['PROVENANCE_COLUMNS', 'REPORTED_EXPERIMENTS', 'REPORT_NOTEBOOKS', 'results_path', 'out_path', 'open_runs',
@@ -31,10 +31,7 @@ def out_path(out_dir:Path|str|None=None) -> Path:
     return p
 
 def _empty_runs() -> Runs:
-    return Runs(*(pd.DataFrame(columns=c) for c in (
-        ["tag", "method", "label", "optimize", "episode_id", "env_pk", "agent", "optimized", "model", "opp_model", "overall"],
-        ["tag", "method", "label", "episode_id", "env_pk", "turn", "agent", "arm", "arm_name", "reward", "speaker", "optimized"],
-        ["tag", "method", "label", "episode_id", "n_turns"])))
+    return Runs(*(pd.DataFrame(columns=c) for c in RUN_COLUMNS))
 
 def open_runs(results_dir:Path|str|None=None, # results folder (default: settings)
               tags:list|str|None=None,         # tags to read (None: every run found)
@@ -265,8 +262,13 @@ REPORT_NOTEBOOKS = {   # name -> (outputs it writes under out_dir, its own param
 }
 
 def experiments_dir(settings:Settings|None=None) -> Path:
-    "The folder of the papermill notebooks."
-    return (settings or Settings.load()).path("experiments")
+    "The folder of the papermill notebooks: [paths] experiments, else the one of the clone `also` is installed from."
+    d = (settings or Settings.load()).path("experiments")
+    if d.is_dir(): return d
+    import also
+    if (clone := Path(also.__file__).resolve().parents[1]/"nbs"/"experiments").is_dir(): return clone   # an editable install, run elsewhere
+    raise ConfigError(f"no experiment notebooks at {d}: also report and also reproduce execute the notebooks of a clone of the "
+                      "repository (nbs/experiments); run them from the clone, or point [paths] experiments (ALSO_PATHS_EXPERIMENTS) there")
 
 # %% ../../nbs/62_report.render.ipynb #4f39ff35
 def quiet_kernel() -> dict:
@@ -323,10 +325,12 @@ def report(results_dir:Path|str|None=None, tags:list|None=None, out_dir:Path|str
     names = list(only or REPORT_NOTEBOOKS)
     if bad := [n for n in names if n not in REPORT_NOTEBOOKS]: raise ConfigError(f"unknown notebook(s) {bad}; have {list(REPORT_NOTEBOOKS)}")
     res, out = results_path(results_dir).resolve(), out_path(out_dir).resolve()
+    s = Settings.load()                                # resolved once, here: papermill moves the process's cwd while a notebook runs
+    nb_dir, executed = experiments_dir(s), Path(executed_dir or s.path("executed")).resolve()   # (no notebooks: one clear error)
     base = {"results_dir": str(res), "tags": tags, "out_dir": str(out)}
     def one(n):
         t0 = time.time(); err = None
-        try: run_notebook(n, base | (extra or {}).get(n, {}), executed_dir)
+        try: run_notebook(n, base | (extra or {}).get(n, {}), executed, nb_dir)
         except AlsoError as e: err = str(e)
         files = REPORT_NOTEBOOKS[n][0]
         return n, {"seconds": round(time.time() - t0, 1), "outputs": [str(out/f) for f in files if (out/f).is_file()],
