@@ -21,7 +21,8 @@ from .recovery import recovery_verdict
 __all__ = ['EXPERIMENTS', 'NO_MODEL_PROFILES', 'ABLATIONS', 'LEARNERS', 'profiles_dir', 'load_profile', 'default_profiles',
            'episode_models', 'make_run', 'main_runs', 'ablation_runs', 'bilateral_runs', 'control_runs',
            'cross_model_runs', 'generalization_split', 'run_generalization', 'learning_runs', 'pm_parameters',
-           'profile_verdict', 'explorer', 'run_profile', 'reproduce', 'summary_lines', 'reproduce_cli']
+           'profile_verdict', 'learning_verdict', 'explorer', 'run_profile', 'reproduce', 'summary_lines',
+           'reproduce_cli']
 
 # %% ../../nbs/64_report.reproduce.ipynb #ac0b2588
 EXPERIMENTS = ("exp_main", "exp_ablation", "exp_bilateral", "exp_cross_model", "exp_generalization", "exp_beyond", "exp_control",
@@ -152,7 +153,17 @@ def profile_verdict(results_dir:Path, out_dir:Path, profile:str) -> dict|None:
     try: t = pd.read_csv(f)
     except (FileNotFoundError, pd.errors.EmptyDataError): return None
     if "tag" not in t or not len(t := t[t.tag.isin(select_tags(results_dir, None, profile))]): return None
-    return {**recovery_verdict(t), "table": str(f)}
+    return {**recovery_verdict(t), "table": str(f), "learning": learning_verdict(Path(out_dir)/"planted_learning_summary.csv", profile)}
+
+def learning_verdict(f:Path, profile:str) -> dict|None:
+    "{'learn', 'of', 'under_ceiling', 'table'}: how many learners of the profile's learnable-world runs move toward the planted best arm (policy position's CI above 0), and whether ALSO stays under its ceiling (None: no such runs)."
+    import pandas as pd
+    try: s = pd.read_csv(f)
+    except (FileNotFoundError, pd.errors.EmptyDataError): return None
+    if "tag" not in s or not len(s := s[s.tag.str.startswith(f"{profile}-learning-")]): return None
+    caps = s.under_ceiling.dropna().map(str)
+    return {"learn": int((s.learns.map(str) == "True").sum()), "of": len(s), "under_ceiling": bool(len(caps)) and bool((caps == "True").all()),
+            "table": str(f)}
 
 def explorer(results_dir:Path, out_dir:Path) -> Path:
     "The run explorer (`also view`) of every stored run, written to `<out_dir>/explorer`; its index.html."
@@ -223,6 +234,10 @@ def summary_lines(r:dict,         # what `reproduce` returned
     for p in r["parts"]:
         if v := p["verdict"]:
             out.append(f"  {p['profile']}: {v['inside']} of {v['of']} planted truths inside their 95% CIs (recovery table: {v['table']})")
+            if lv := v.get("learning"):
+                out.append(f"  {p['profile']}: {lv['learn']} of {lv['of']} learners move toward the planted best arm (95% CI above uniform play)"
+                           + ("; ALSO stays under its planted ceiling" if lv["under_ceiling"] else "; ALSO goes ABOVE its planted ceiling")
+                           + f" (learning summary: {lv['table']})")
         about = p["description"].split(":")[0]
         out.append(f"  {p['profile']}: {len(p['experiments'])} experiment notebook(s); figures in {p['out']}" + (f" ({about})" if about else ""))
     if r["explorer"]: out.append(f"  explorer: {r['explorer']}")
