@@ -121,3 +121,18 @@ def test_a_failing_notebook_still_prints_its_error(tiny_profiles, capfd):
     out, err = capfd.readouterr()
     assert "also reproduce: error: notebook exp_main failed (ConfigError: " in err and "no_such_method" in err, err
     assert kernel_noise(out + err) == []
+
+
+def test_the_clone_commits_nothing_where_the_main_job_writes_its_explorer():
+    """`also reproduce` writes its run explorer to figures/explorer and refuses a folder there that is not such a site
+    (nothing of the user's is overwritten). A committed file there (the explorer's screenshots were, once) made the main
+    job exit 2 at its last step on every fresh clone; the screenshots live in figures/screenshots."""
+    import subprocess
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists(): pytest.skip("not a git checkout")
+    tracked = subprocess.run(["git", "ls-files", "figures/explorer", "figures/smoke/explorer"], cwd=root, capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert tracked == [], tracked
+    assert sorted(p.name for p in (root / "figures/screenshots").glob("*.png")) == \
+        ["compare.png", "episode.png", "episode_opro.png", "run.png", "runs.png"]

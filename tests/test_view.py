@@ -4,7 +4,7 @@ shows against episodes.jsonl: the transcript rows, the arm probabilities and pre
 scores and rewards, the bandits' credit, the final scores; no console errors; screenshots of every page.
 
 ALSO_VIEW_RESULTS=<results folder> checks the site of existing results instead (e.g. those of `also reproduce`), and
-ALSO_VIEW_SCREENSHOTS=<folder> keeps the screenshots there (the README's come from figures/explorer)."""
+ALSO_VIEW_SCREENSHOTS=<folder> keeps the screenshots there (the README's come from figures/screenshots)."""
 import asyncio, json, math, os, re, shutil
 from pathlib import Path
 import pytest
