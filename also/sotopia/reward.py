@@ -123,7 +123,7 @@ def _terminal_schema(max_reasoning:int) -> str:
     from also.llm.structured import tighten_schema
     return json.dumps(tighten_schema(_terminal_base()[1].model_json_schema(), max_str=max_reasoning))
 
-def terminal_response_format(max_reasoning:int=120, # characters of reasoning per dimension
+def terminal_response_format(max_reasoning:int=40, # characters of reasoning per dimension (the longest reply fits 1,024 tokens)
                             ) -> dict:
     "Sotopia's episode-evaluation schema as an OpenAI `response_format`, reasoning strings capped."
     return {"type": "json_schema", "json_schema": {"name": "EvaluationForAgents", "strict": True,
