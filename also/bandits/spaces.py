@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10_bandits.spaces.ipynb #ebf7cfa6
 from __future__ import annotations
-import json
+import functools, json
 from dataclasses import dataclass, asdict, field
 from importlib import resources
 from pathlib import Path
@@ -12,7 +12,7 @@ from ..core import ConfigError, DataError
 
 # %% auto #0
 __all__ = ['NO_STRATEGY_ID', 'SPACES', 'STRATEGY_HEADER', 'MODE_SEP', 'Strategy', 'strategies_dir', 'validate_strategies',
-           'load_space', 'compose', 'StrategySpace', 'combine', 'cross_spaces']
+           'arm_ids', 'load_space', 'compose', 'StrategySpace', 'combine', 'cross_spaces']
 
 # %% ../../nbs/10_bandits.spaces.ipynb #f2e2d3fd
 @dataclass(frozen=True)
@@ -61,6 +61,11 @@ def validate_strategies(strats:list[Strategy], name:str="space", n_expected:int|
 # %% ../../nbs/10_bandits.spaces.ipynb #6fd68053
 SPACES = {"v3": 13, "v3_size3": 4, "v3_size6": 7, "v3_size12": 13, "v3_pool24": 25, "v3_pool48": 49}
 _BUILDERS = {}   # name -> function giving the strategies, for spaces registered in later sections
+
+@functools.lru_cache(maxsize=64)
+def arm_ids(name:str="v3") -> tuple[str, ...]:
+    "The strategy ids of a space's arms, read once (for callers that ask for them in a loop)."
+    return tuple(s.id for s in load_space(name))
 
 def load_space(name:str="v3") -> list[Strategy]:
     "The validated strategies of a named space (or of a JSON file path); arm 0 = no strategy."

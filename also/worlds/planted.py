@@ -8,15 +8,15 @@ import functools, hashlib, json, re
 from dataclasses import dataclass
 import numpy as np
 from ..core import AlsoError, ConfigError, DIMENSIONS, derive_seed
-from ..bandits.spaces import SPACES, MODE_SEP, STRATEGY_HEADER, load_space
+from ..bandits.spaces import SPACES, MODE_SEP, STRATEGY_HEADER, load_space, arm_ids
 from ..llm.scripted import ScriptedLLM, prompt_text
 
 # %% auto #0
 __all__ = ['STRENGTHS', 'DIM_MAP', 'NONCES', 'V3_UNITS', 'MODE_UNITS', 'WORLDS', 'MIX_RE', 'TAG_RE', 'MAX_MIX', 'POLICIES',
            'PlantedError', 'parse_planted', 'is_planted', 'WorldConfig', 'PlantedWorld', 'parse_mix', 'planted_world',
            'strategy_index', 'mix_key', 'strategy_key', 'agent_reply', 'utterances', 'turn_judgement',
-           'terminal_evaluation', 'mix_of', 'optimizer_reply', 'planted_reply', 'agent_turns', 'arm_keys',
-           'expected_value', 'expected_overall', 'best_fixed_arm', 'scenario_of', 'oracle_options', 'scenario_truth']
+           'terminal_evaluation', 'mix_of', 'optimizer_reply', 'planted_reply', 'agent_turns', 'expected_value',
+           'expected_overall', 'best_fixed_arm', 'scenario_of', 'oracle_options', 'scenario_truth']
 
 # %% ../../nbs/42_worlds.planted.ipynb #bc38c870
 class PlantedError(AlsoError):
@@ -343,15 +343,10 @@ def agent_turns(agent:str, turns:int) -> list[int]:
     "The Sotopia turns (0-based) at which `agent` (p1/p2) speaks in an episode of `turns` turns."
     return list(range(0 if agent == "p1" else 1, int(turns), 2))
 
-@functools.lru_cache(maxsize=64)
-def arm_keys(space:str="v3") -> tuple[str, ...]:
-    "The strategy ids of a space, read once (the truths of a report ask for them some 10^4 times)."
-    return tuple(s.id for s in load_space(space))
-
 def expected_value(world:PlantedWorld, scenario:str, agent:str, turns:int, policy, strength:str="strong",
                    opp:str="strong", space:str="v3", first_arm:int|None=None) -> float:
     "E[mean latent value of `agent`'s utterances] under `policy` (see POLICIES)."
-    keys, k = arm_keys(space), world.cluster(scenario)
+    keys, k = arm_ids(space), world.cluster(scenario)     # read once per space: a report's truths ask ~10^4 times
     s = lambda x: STRENGTHS[x]
     ts = agent_turns(agent, turns)
     if not ts: return world.base(scenario) - world.cfg.opp_weight * s(opp)   # never spoke: scored silent (strength unknown)
@@ -371,7 +366,7 @@ def expected_overall(world:PlantedWorld, scenario:str, agent:str, turns:int, pol
 # %% ../../nbs/42_worlds.planted.ipynb #0b43afa2
 def best_fixed_arm(world:PlantedWorld, scenario:str, turns:int, space:str="v3", strengths=("strong", "strong")) -> tuple[int, float, float]:
     "(best arm, its expected episode Overall, margin over the second best arm) for both agents playing one fixed arm."
-    n = len(arm_keys(space))
+    n = len(arm_ids(space))
     both = lambda a: np.mean([expected_overall(world, scenario, ag, turns, ("fixed", a), strength=s, opp=o, space=space)
                               for ag, s, o in (("p1", *strengths), ("p2", *strengths[::-1]))])
     vals = np.array([both(a) for a in range(n)])
