@@ -156,13 +156,13 @@ def profile_verdict(results_dir:Path, out_dir:Path, profile:str) -> dict|None:
     return {**recovery_verdict(t), "table": str(f), "learning": learning_verdict(Path(out_dir)/"planted_learning_summary.csv", profile)}
 
 def learning_verdict(f:Path, profile:str) -> dict|None:
-    "{'learn', 'of', 'under_ceiling', 'table'}: how many learners of the profile's learnable-world runs move toward the planted best arm (policy position's CI above 0), and whether ALSO stays under its ceiling (None: no such runs)."
+    "{'learn', 'of', 'under_ceiling', 'table'}: how many learners of the profile's learnable-world runs move toward the planted best arm (policy position's CI above 0), and whether ALSO stays under its exact ceiling (None: no exact ALSO run); None: no learnable-world runs."
     import pandas as pd
     try: s = pd.read_csv(f)
     except (FileNotFoundError, pd.errors.EmptyDataError): return None
     if "tag" not in s or not len(s := s[s.tag.str.startswith(f"{profile}-learning-")]): return None
     caps = s.under_ceiling.dropna().map(str)
-    return {"learn": int((s.learns.map(str) == "True").sum()), "of": len(s), "under_ceiling": bool(len(caps)) and bool((caps == "True").all()),
+    return {"learn": int((s.learns.map(str) == "True").sum()), "of": len(s), "under_ceiling": bool((caps == "True").all()) if len(caps) else None,
             "table": str(f)}
 
 def explorer(results_dir:Path, out_dir:Path) -> Path:
@@ -236,7 +236,7 @@ def summary_lines(r:dict,         # what `reproduce` returned
             out.append(f"  {p['profile']}: {v['inside']} of {v['of']} planted truths inside their 95% CIs (recovery table: {v['table']})")
             if lv := v.get("learning"):
                 out.append(f"  {p['profile']}: {lv['learn']} of {lv['of']} learners move toward the planted best arm (95% CI above uniform play)"
-                           + ("; ALSO stays under its planted ceiling" if lv["under_ceiling"] else "; ALSO goes ABOVE its planted ceiling")
+                           + {True: "; ALSO stays under its planted ceiling", False: "; ALSO goes ABOVE its planted ceiling", None: ""}[lv["under_ceiling"]]
                            + f" (learning summary: {lv['table']})")
         about = p["description"].split(":")[0]
         out.append(f"  {p['profile']}: {len(p['experiments'])} experiment notebook(s); figures in {p['out']}" + (f" ({about})" if about else ""))
