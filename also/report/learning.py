@@ -10,15 +10,15 @@ import numpy as np
 import pandas as pd
 from ..bandits.base import bandit_class, make_bandit, get_profile
 from ..bandits.also import AlsoBandit, decayed_scores, softmax_probs
-from ..bandits.spaces import load_space
-from ..run.batch import read_episodes
+from ..bandits.spaces import arm_ids
+from ..run.batch import RunConfig, read_episodes
 from ..worlds.planted import planted_world, scenario_of, strategy_key, best_fixed_arm
 from .metrics import run_tags
 from .recovery import mean_ci, run_truth, is_planted_run, run_label, stored_run, planted_strengths
 
 # %% auto #0
-__all__ = ['exact_surrogate_probs', 'exact_also', 'chains', 'selection_table', 'episode_positions', 'learning_curves',
-           'turn_curves', 'learning_summary', 'learning_report']
+__all__ = ['exact_surrogate_probs', 'exact_also', 'selection_table', 'episode_positions', 'learning_curves', 'turn_curves',
+           'learning_summary', 'learning_report']
 
 # %% ../../nbs/63a_report.learning.ipynb #f4e61e9c
 def exact_surrogate_probs(trace,             # (n, K) the expected reward of every arm at each of the n earlier selections (n may be 0)
@@ -38,36 +38,32 @@ def exact_also(cfg:dict) -> tuple|None:
     return (b.eta, b.lam) if ok and get_profile(cfg.get("profile", "paper")).first_arm is None else None
 
 # %% ../../nbs/63a_report.learning.ipynb #3867550b
-def chains(cfg:dict) -> dict:
-    "{chain: [(episode_id, combo_pk, rep), ...]} of a stored run, in the order its bandits were carried (an uncarried episode is its own chain)."
-    rc, out = stored_run(cfg), {}
-    for eid, pk, rep in rc.plan(): out.setdefault(rc.chain(pk) or eid, []).append((eid, pk, rep))
-    return out
-
 def _learning_runs(d:Path, tags):
-    "(config, {episode_id: episode}) of every planted-world run of a learning method among `tags`."
+    "(config, its `RunConfig`, {episode_id: episode}) of every planted-world run of a learning method among `tags`."
     for tag in (run_tags(d) if tags is None else tags):
         cfg = json.loads((d/tag/"run_config.json").read_text())
         if is_planted_run(cfg) and cfg.get("method") not in ("original", "uniform", "fixed"):
-            yield cfg, {e["episode_id"]: e for e in read_episodes(d/tag/"episodes.jsonl", repair=False)}
+            yield cfg, stored_run(cfg), {e["episode_id"]: e for e in read_episodes(d/tag/"episodes.jsonl", repair=False)}
 
 # %% ../../nbs/63a_report.learning.ipynb #35f49db3
 def selection_table(results_dir:Path|str, # the results folder
                     tags:list|None=None,  # run tags (None: every planted-world run of a learning method)
                    ) -> pd.DataFrame:
     "One row per bandit selection of the planted-world learning runs: the planted value of the arm played, the best-arm probability, ALSO's exact-surrogate ceiling."
-    return pd.DataFrame([r for cfg, eps in _learning_runs(Path(results_dir), tags) for r in _selections(cfg, eps)])
+    return pd.DataFrame([r for cfg, rc, eps in _learning_runs(Path(results_dir), tags) for r in _selections(cfg, rc, eps)])
 
-def _selections(cfg:dict, eps:dict) -> list[dict]:
+def _selections(cfg:dict, rc:RunConfig, eps:dict) -> list[dict]:
     space, turns, st = cfg.get("strategy_space", "v3"), int(cfg["max_turns"]), planted_strengths(cfg)
     exact = None if cfg.get("init_bandits") else exact_also(cfg)     # a loaded bandit starts from scores this run never saw
-    world, keys = planted_world(cfg["models"]["terminal_judge"]), [s.id for s in load_space(space)]
+    world, keys, bests = planted_world(cfg["models"]["terminal_judge"]), arm_ids(space), {}
     own_arms, rows = not hasattr(bandit_class(cfg["method"])[0], "evolve"), []    # a prompt optimizer's arms are its own texts
-    for chain, plan in chains(cfg).items():
-        trace = {a: [] for a in stored_run(cfg).episode.optimized}
+    for chain, plan in rc.chains().items():
+        trace = {a: [] for a in rc.episode.optimized}
         for carried, (eid, pk, rep) in enumerate(plan):
             if (ep := eps.get(eid)) is None: break                  # a chain is read up to its first missing episode
-            sc = scenario_of(pk); k = world.cluster(sc); best = best_fixed_arm(world, sc, turns, space, (st["p1"], st["p2"]))[0]
+            sc = scenario_of(pk); k = world.cluster(sc)
+            if sc not in bests: bests[sc] = best_fixed_arm(world, sc, turns, space, (st["p1"], st["p2"]))[0]
+            best = bests[sc]
             for t in ep["turns"]:
                 turn = t["turn"] - 1                                 # Sotopia's count, which the table's phases use
                 for a, tr in trace.items():
@@ -91,12 +87,12 @@ def _selections(cfg:dict, eps:dict) -> list[dict]:
 def episode_positions(results_dir:Path|str, tags:list|None=None) -> pd.DataFrame:
     "One row per stored episode and optimized agent of the planted-world learning runs: chain, carried index, final Overall and its position."
     rows = []
-    for cfg, eps in _learning_runs(Path(results_dir), tags):
+    for cfg, rc, eps in _learning_runs(Path(results_dir), tags):
         ref = run_truth(cfg).set_index(["episode_id", "agent"])
-        for chain, plan in chains(cfg).items():
+        for chain, plan in rc.chains().items():
             for carried, (eid, pk, rep) in enumerate(plan):
                 if (ep := eps.get(eid)) is None: break
-                for a in stored_run(cfg).episode.optimized:
+                for a in rc.episode.optimized:
                     x, (u, o) = ep["final"][a]["overall"], ref.loc[(eid, a), ["uniform", "oracle"]]
                     rows.append({"tag": cfg["tag"], "method": run_label(cfg), "chain": chain, "agent": a, "carried": carried, "episode_id": eid,
                                  "combo_pk": pk, "overall": x, "uniform": u, "oracle": o, "position": (x - u) / (o - u) if o - u > 1e-9 else np.nan})

@@ -90,6 +90,12 @@ class RunConfig:
         "The chain of carried bandits an episode of combo `pk` belongs to (None: no carrying, every episode starts afresh)."
         return None if not self.carry_bandits else pk if self.carry_bandits == "combo" else "run"
 
+    def chains(self, plan:list|None=None) -> dict:
+        "{chain: [(episode_id, combo_pk, rep), ...]} of `plan` (default: the whole plan), in plan order; an uncarried episode is its own chain."
+        out = {}
+        for eid, pk, rep in self.plan() if plan is None else plan: out.setdefault(self.chain(pk) or eid, []).append((eid, pk, rep))
+        return out
+
     def episode_config(self, pk:str, rep:int) -> EpisodeConfig:
         "The configuration of one planned episode: its own seed, and the combo's bandit options if any."
         opts = {**self.episode.bandit_options, **(self.combo_options or {}).get(pk, {})}
@@ -343,13 +349,11 @@ async def run_batch(run:RunConfig,                 # what to run
         try:
             pool, service = await _start_pool(settings, client, embedder, workers, ray, len(todo))
             t0 = time.time()                          # wall time of the episodes, not of starting workers
-            chains = {}                               # a carried chain's episodes run in order (each starts from the previous
-            for p in todo: chains.setdefault(run.chain(p[1]) or p[0], []).append(p)   # one's bandits); an uncarried episode alone
-            async def play_chain(ps):
+            async def play_chain(ps):                 # a carried chain's episodes run in order (each starts from the previous one's bandits)
                 for p in ps: await one(*p)
             try:
                 async with asyncio.TaskGroup() as tg:   # the first failure cancels the other episodes ...
-                    for ps in chains.values(): tg.create_task(play_chain(ps))
+                    for ps in run.chains(todo).values(): tg.create_task(play_chain(ps))
             except BaseExceptionGroup as eg: raise eg.exceptions[0]   # ... and propagates as itself
         finally:
             bar.close(); tbar.close()
