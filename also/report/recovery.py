@@ -33,9 +33,6 @@ def mean_ci(x) -> dict:
     return {"n": n, "mean": m, "se": se, "lo": m - t95(n) * se, "hi": m + t95(n) * se}
 
 # %% ../../nbs/63_report.recovery.ipynb #ad66da3c
-def _opt(cfg:dict) -> tuple: return () if cfg.get("method") == "original" else \
-    {"both": ("p1", "p2"), "p1": ("p1",), "p2": ("p2",), "none": ()}[cfg.get("optimize", "both")]
-
 def stored_run(cfg:dict) -> RunConfig:
     "The `RunConfig` of a stored run's `run_config.json` (its plan, its chains of carried bandits)."
     # saved-bandit paths need not exist any more to list the plan; save_bandits is not stored (an operational knob)
@@ -58,9 +55,9 @@ def run_truth(cfg:dict) -> pd.DataFrame:
     if not is_planted_run(cfg): raise DataError(f"run {cfg.get('tag')!r} is not a planted-world run (terminal judge {(cfg.get('models') or {}).get('terminal_judge')!r})")
     models, turns, space = cfg["models"], int(cfg["max_turns"]), cfg.get("strategy_space", "v3")
     world, first = planted_world(models["terminal_judge"]), get_profile(cfg.get("profile", "paper")).first_arm
-    st, opt, method = planted_strengths(cfg), _opt(cfg), cfg.get("method")
-    rows, cache = [], {}
-    for eid, pk, rep in run_plan(cfg):
+    rc, st, method = stored_run(cfg), planted_strengths(cfg), cfg.get("method")
+    opt, rows, cache = rc.episode.optimized, [], {}        # Original optimizes no agent, whatever its stored `optimize`
+    for eid, pk, rep in rc.plan():
         if pk not in cache:
             sc = scenario_of(pk); best = best_fixed_arm(world, sc, turns, space, (st["p1"], st["p2"]))[0]
             fixed = (cfg.get("combo_options") or {}).get(pk, {}).get("arm", (cfg.get("bandit_options") or {}).get("arm", 0))
